@@ -1,0 +1,131 @@
+//! Builds the built-in plugins (`plugins/*`) and the test plugins (`tests/plugins/*`) for
+//! wasm32-wasip2 and generates the table that embeds the built-ins in the binary.
+//!
+//! This mirrors how wasmtime builds its test programs: a nested `cargo build` for the wasm target
+//! into a target directory of its own, so the host build and the wasm build never share a lock.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir.parent().unwrap().to_path_buf();
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
+
+    for watched in ["plugins", "sdk", "wit", "tests/plugins", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+
+    let builtins = plugin_crates(&root.join("plugins"));
+    let test_plugins = plugin_crates(&root.join("tests/plugins"));
+    let wasm_target_dir = wasm_target_dir(&root, &out_dir);
+    build_wasm(&root, &wasm_target_dir, builtins.iter().chain(&test_plugins));
+
+    let wasm_dir = wasm_target_dir.join("wasm32-wasip2/release");
+    let mut table = String::from("/// Built-in plugins: (plugin.toml, component bytes).\n");
+    table.push_str("pub static BUILTIN_PLUGINS: &[(&str, &[u8])] = &[\n");
+    for krate in &builtins {
+        let wasm = wasm_dir.join(format!("{}.wasm", krate.lib_name));
+        writeln!(
+            table,
+            "    (include_str!({:?}), include_bytes!({:?})),",
+            krate.dir.join("plugin.toml"),
+            wasm
+        )
+        .unwrap();
+    }
+    table.push_str("];\n");
+    fs::write(out_dir.join("builtin_plugins.rs"), table).unwrap();
+
+    // Tests find the hostile and helper plugins here; each is a folder with plugin.toml and .wasm.
+    let test_plugin_dir = out_dir.join("test-plugins");
+    for krate in &test_plugins {
+        let dest = test_plugin_dir.join(&krate.name);
+        fs::create_dir_all(&dest).unwrap();
+        fs::copy(krate.dir.join("plugin.toml"), dest.join("plugin.toml")).unwrap();
+        let wasm = format!("{}.wasm", krate.lib_name);
+        fs::copy(wasm_dir.join(&wasm), dest.join(&wasm)).unwrap();
+    }
+    println!(
+        "cargo:rustc-env=WASMOPS_TEST_PLUGINS={}",
+        test_plugin_dir.display()
+    );
+}
+
+struct PluginCrate {
+    /// Folder name, which is also the plugin name.
+    name: String,
+    dir: PathBuf,
+    package: String,
+    /// The crate name with `-` as `_`: the stem of the .wasm file cargo writes.
+    lib_name: String,
+}
+
+fn plugin_crates(dir: &Path) -> Vec<PluginCrate> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut crates: Vec<PluginCrate> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join("Cargo.toml").is_file() && p.join("plugin.toml").is_file())
+        .map(|dir| {
+            let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+            let package = manifest
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("name = "))
+                .expect("plugin Cargo.toml has a package name")
+                .trim_matches('"')
+                .to_string();
+            PluginCrate {
+                name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+                lib_name: package.replace('-', "_"),
+                package,
+                dir,
+            }
+        })
+        .collect();
+    crates.sort_by(|a, b| a.name.cmp(&b.name));
+    crates
+}
+
+/// `<target>/wasm-plugins`, beside the host build, so it is shared by every profile and survives
+/// `OUT_DIR` churn; falls back to `OUT_DIR` when the layout is unusual.
+fn wasm_target_dir(root: &Path, out_dir: &Path) -> PathBuf {
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_relative() { root.join(p) } else { p })
+        .or_else(|| {
+            // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out
+            out_dir.ancestors().nth(4).map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| out_dir.to_path_buf());
+    target.join("wasm-plugins")
+}
+
+fn build_wasm<'a>(root: &Path, target_dir: &Path, crates: impl Iterator<Item = &'a PluginCrate>) {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        // Flags meant for the host build must not leak into the wasm build.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_MAKEFLAGS");
+    let mut any = false;
+    for krate in crates {
+        cmd.arg("-p").arg(&krate.package);
+        any = true;
+    }
+    if !any {
+        return;
+    }
+    let status = cmd.status().expect("run cargo for the wasm plugins");
+    assert!(status.success(), "building the wasm plugins failed");
+}

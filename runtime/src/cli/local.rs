@@ -1,0 +1,203 @@
+//! Commands that work without a daemon: run a workflow file, validate, inspect stored runs.
+
+use super::{LocalOpts, Output};
+use crate::config::Config;
+use crate::engine::{Engine, RunRequest};
+use crate::plugins::{Registry, Runtime};
+use crate::project::Projects;
+use crate::runs::{RunStatus, Trigger};
+use crate::secrets::Secrets;
+use crate::store::Store;
+use crate::workflow::{Workflow, parse_workflow};
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Map, Value};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit code for input the user must fix (bad YAML, unknown plugin…), as opposed to a failed run.
+const EXIT_INVALID: u8 = 2;
+
+pub async fn run(file: &Path, project: Option<&Path>, set: &[String], output: Output, local: &LocalOpts) -> Result<ExitCode> {
+    let overrides = parse_overrides(set)?;
+    let registry = load_registry(local.plugins.as_deref())?;
+    let projects = load_projects(project)?;
+    let workflow = match load_workflow(file, &registry, &projects) {
+        Ok(wf) => wf,
+        Err(code) => return Ok(code),
+    };
+    let config = match &local.config {
+        Some(path) => Config::load(path).map_err(|e| anyhow!(e))?,
+        None => Config::default(),
+    };
+    let secrets = Secrets::resolve(&config.secrets).map_err(|e| anyhow!(e))?;
+    let store = Store::open(&local.data).context("is a daemon or another run using this data directory? pass --data DIR")?;
+    let runtime = Runtime::new(Some(local.data.join("plugin-cache")))?;
+    let engine = Arc::new(Engine {
+        runtime: Arc::new(runtime),
+        registry: Arc::new(registry),
+        store,
+        projects: Arc::new(projects),
+        secrets,
+        workspaces: local.data.join("workspaces"),
+    });
+    let label = workflow.name.clone().unwrap_or_else(|| file.file_stem().unwrap_or_default().to_string_lossy().into_owned());
+    let source_dir = file.canonicalize().ok().and_then(|f| f.parent().map(Path::to_path_buf));
+    let run = engine
+        .run(RunRequest {
+            workflow: Arc::new(workflow),
+            label,
+            version: None,
+            file: Some(file.display().to_string()),
+            source_dir,
+            overrides,
+            trigger: Trigger::manual(std::env::var("USER").ok()),
+        })
+        .await?;
+    print_run(&run, output)?;
+    Ok(if run.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+pub fn validate(file: &Path, project: Option<&Path>, plugins: Option<&Path>) -> Result<ExitCode> {
+    let registry = load_registry(plugins)?;
+    let projects = load_projects(project)?;
+    match load_workflow(file, &registry, &projects) {
+        Ok(wf) => {
+            let count = {
+                let mut n = 0;
+                wf.walk(&mut |_| n += 1);
+                n
+            };
+            println!("{}: valid ({count} steps)", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(code) => Ok(code),
+    }
+}
+
+pub fn runs_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
+    let store = Store::open(&local.data)?;
+    let runs = store.list_runs()?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
+        Output::Text => {
+            for run in runs {
+                let took = run.duration_ms.map(crate::render::duration).unwrap_or_default();
+                println!("{}  {:<10} {:<8} {}  {}", run.id, format!("{:?}", run.status).to_lowercase(), took, run.created_at.format("%Y-%m-%d %H:%M:%S"), run.workflow);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn runs_show(id: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
+    let store = Store::open(&local.data)?;
+    let run = store.load_run(id)?.ok_or_else(|| anyhow!("no run `{id}` in {}", local.data.display()))?;
+    print_run(&run, output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn runs_logs(id: &str, step: Option<&str>, local: &LocalOpts) -> Result<ExitCode> {
+    let store = Store::open(&local.data)?;
+    let run = store.load_run(id)?.ok_or_else(|| anyhow!("no run `{id}` in {}", local.data.display()))?;
+    let path = match step {
+        None => None,
+        Some(s) => Some(find_step_path(&run.steps, s).ok_or_else(|| anyhow!("run `{id}` has no step with path or id `{s}`"))?),
+    };
+    for (path, line) in store.logs(id, path.as_deref())? {
+        println!("[{path}] {}: {}", line.stream, line.text);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn plugins_list(plugins: Option<&Path>, output: Output) -> Result<ExitCode> {
+    let registry = load_registry(plugins)?;
+    match output {
+        Output::Json => {
+            let list: Vec<Value> = registry
+                .all()
+                .map(|p| serde_json::json!({"name": p.name(), "version": p.manifest.version, "kind": p.manifest.kind, "digest": p.digest, "world": p.manifest.world, "capabilities": p.manifest.capabilities}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        Output::Text => {
+            for p in registry.all() {
+                println!("{:<12} {:<8} {:<9} sha256:{}  {}", p.name(), p.manifest.version, format!("{:?}", p.manifest.kind).to_lowercase(), &p.digest[..12], p.manifest.description);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn find_step_path(steps: &[crate::runs::StepRun], wanted: &str) -> Option<String> {
+    steps.iter().find_map(|s| {
+        if s.path == wanted || s.id.as_deref() == Some(wanted) {
+            Some(s.path.clone())
+        } else {
+            find_step_path(&s.children, wanted)
+        }
+    })
+}
+
+fn print_run(run: &crate::runs::Run, output: Output) -> Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(run)?),
+        Output::Text => print!("{}", crate::render::run_text(run)),
+    }
+    Ok(())
+}
+
+/// Parses and checks a workflow; on problems prints them and returns the exit code to use.
+fn load_workflow(file: &Path, registry: &Registry, projects: &Projects) -> std::result::Result<Workflow, ExitCode> {
+    let name = file.display().to_string();
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {name}: {e}");
+            return Err(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let workflow = parse_workflow(&name, &text).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("{} error(s) in {name}", errors.0.len());
+        ExitCode::from(EXIT_INVALID)
+    })?;
+    let errors = crate::validate::check_references(&workflow, registry, projects);
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        eprintln!("{} error(s) in {name}", errors.len());
+        return Err(ExitCode::from(EXIT_INVALID));
+    }
+    Ok(workflow)
+}
+
+fn load_registry(plugins: Option<&Path>) -> Result<Registry> {
+    let mut registry = Registry::builtin().map_err(|e| anyhow!(e))?;
+    if let Some(dir) = plugins {
+        registry.load_dir(dir).map_err(|e| anyhow!(e))?;
+    }
+    Ok(registry)
+}
+
+fn load_projects(project: Option<&Path>) -> Result<Projects> {
+    match project {
+        None => Ok(Projects::default()),
+        Some(path) => Projects::load(path).map_err(|errors| anyhow!("{errors}")),
+    }
+}
+
+/// `--set key=value`; values are YAML so `--set count=3` is a number and `--set env=dev` a string.
+fn parse_overrides(set: &[String]) -> Result<Map<String, Value>> {
+    let mut map = Map::new();
+    for item in set {
+        let Some((key, value)) = item.split_once('=') else {
+            bail!("--set `{item}`: write KEY=VALUE");
+        };
+        let parsed: Value = serde_yaml::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        let parsed = if parsed.is_null() && !value.is_empty() && value != "null" { Value::String(value.to_string()) } else { parsed };
+        map.insert(key.trim().to_string(), parsed);
+    }
+    Ok(map)
+}

@@ -1,0 +1,84 @@
+//! Errors that point into a source file: `file:line:column: message`, the YAML path, and a hint.
+
+use std::fmt;
+
+/// A 1-based line and column in a source file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// One problem found in a workflow or project file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    pub file: String,
+    pub location: Location,
+    /// Where in the document, e.g. `steps[1].children[0].run_as`.
+    pub yaml_path: String,
+    pub message: String,
+    /// What would fix it, when we can tell.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.location.line, self.location.column, self.message
+        )?;
+        if !self.yaml_path.is_empty() {
+            write!(f, " (at `{}`)", self.yaml_path)?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n    hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one pass, so a user fixes them all at once instead of one per run.
+#[derive(Debug, Default)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let normalised = word.replace('-', "_").to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (c, strsim::damerau_levenshtein(&normalised, c)))
+        .filter(|&(c, d)| d <= 2.max(c.len() / 4) && d < c.len())
+        .min_by_key(|&(_, d)| d)
+        .map(|(c, _)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_near_names_only() {
+        let keys = ["run_as", "children", "name", "timeout"];
+        assert_eq!(did_you_mean("run-as", keys), Some("run_as"));
+        assert_eq!(did_you_mean("chidlren", keys), Some("children"));
+        assert_eq!(did_you_mean("frobnicate", keys), None);
+    }
+}

@@ -1,0 +1,18 @@
+//! wasmops: operations workflows whose every step, trigger and notifier is a sandboxed
+//! WebAssembly component. The host parses workflows, walks step trees, keeps durable state and
+//! decides what each plugin may touch.
+
+pub mod cli;
+pub mod config;
+pub mod diagnostics;
+pub mod engine;
+pub mod plugins;
+pub mod project;
+pub mod render;
+pub mod runs;
+pub mod secrets;
+pub mod steplog;
+pub mod store;
+pub mod validate;
+pub mod workflow;
+pub mod yaml;

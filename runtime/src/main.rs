@@ -1,0 +1,5 @@
+//! The `wasmops` command.
+
+fn main() -> std::process::ExitCode {
+    wasmops::cli::main()
+}

@@ -1,0 +1,263 @@
+//! The wasmtime side: one engine, a pre-instantiated component per plugin, and a fresh store and
+//! instance for every call, with the call's capabilities and limits in the store.
+
+use super::exec::{ExecPolicy, ExecRequest};
+use super::manifest::FileMode;
+use super::registry::Plugin;
+use crate::steplog::StepLog;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "wasmops:plugin/step-plugin",
+    imports: { default: async },
+    exports: { default: async },
+});
+
+pub use exports::wasmops::plugin::step::{StepInfo, StepOutcome as WitOutcome};
+pub use wasmops::plugin::types::{Decision, DecisionKind, StepRequest, StepResult, WaitRequest};
+
+/// How often the epoch ticks; CPU budgets are counted in these.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine-wide setup shared by every plugin.
+pub struct Runtime {
+    pub engine: Engine,
+    pub linker: Linker<CallState>,
+    /// Where compiled components are cached; none compiles every time.
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+impl Runtime {
+    pub fn new(cache_dir: Option<std::path::PathBuf>) -> anyhow::Result<Runtime> {
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        StepPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+
+        // A detached ticker: it holds only a weak engine handle, so it ends with the engine.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasmops-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir,
+        })
+    }
+}
+
+/// Everything one call may touch. Built fresh per call; dropped with the store.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    call: Arc<CallContext>,
+}
+
+pub struct CallContext {
+    pub plugin: String,
+    pub log: StepLog,
+    pub exec: ExecPolicy,
+    /// Granted secret name → value.
+    pub secrets: Vec<(String, String)>,
+    /// When the step's time is up; exec children never outlive it.
+    pub deadline: Instant,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wasmops::plugin::types::Host for CallState {}
+
+impl wasmops::plugin::log::Host for CallState {
+    async fn log(&mut self, level: wasmops::plugin::log::Level, message: String) {
+        use wasmops::plugin::log::Level;
+        let stream = match level {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        for line in message.lines() {
+            self.call.log.push(stream, line);
+        }
+    }
+}
+
+impl wasmops::plugin::secrets::Host for CallState {
+    async fn get(&mut self, name: String) -> Result<String, String> {
+        self.call
+            .secrets
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| {
+                format!(
+                    "secret denied: `{name}` is not granted to plugin `{}` or is not set",
+                    self.call.plugin
+                )
+            })
+    }
+}
+
+impl wasmops::plugin::exec::Host for CallState {
+    async fn run(
+        &mut self,
+        cmd: wasmops::plugin::exec::Command,
+    ) -> Result<wasmops::plugin::exec::Output, String> {
+        let remaining = self
+            .call
+            .deadline
+            .saturating_duration_since(Instant::now());
+        let timeout = cmd
+            .timeout_ms
+            .map(Duration::from_millis)
+            .map_or(remaining, |t| t.min(remaining));
+        let req = ExecRequest {
+            program: cmd.program,
+            args: cmd.args,
+            env: cmd.env,
+            cwd: cmd.cwd,
+            stdin: cmd.stdin,
+            timeout,
+        };
+        let out = self.call.exec.run(req, &self.call.log).await?;
+        Ok(wasmops::plugin::exec::Output {
+            exit_code: out.exit_code,
+            timed_out: out.timed_out,
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+}
+
+/// One plugin call's limits, from plugin.toml and the step.
+pub struct CallLimits {
+    pub memory: u64,
+    pub wall: Duration,
+}
+
+/// A call into the step interface.
+pub enum Op {
+    Describe,
+    Validate(String),
+    Run(StepRequest),
+    Resume(StepRequest, String, Decision),
+}
+
+pub enum OpResult {
+    Info(StepInfo),
+    Validated(Result<(), Vec<String>>),
+    Outcome(Result<WitOutcome, String>),
+}
+
+/// Instantiates `plugin` in a fresh store and makes one call, bounded in memory, CPU and time.
+pub async fn call(
+    runtime: &Runtime,
+    plugin: &Plugin,
+    call: Arc<CallContext>,
+    limits: CallLimits,
+    op: Op,
+) -> Result<OpResult, String> {
+    let pre = plugin.instance_pre(runtime)?;
+    let workspace = call.exec.workspace.clone();
+    let mut wasi = WasiCtxBuilder::new();
+    if let Some(mode) = plugin.grants.workspace {
+        // Same path inside and out, so paths a plugin builds work for the programs it runs.
+        let guest_path = workspace.to_string_lossy().into_owned();
+        let perms = match mode {
+            FileMode::Rw => FsPerms::ReadWrite,
+            FileMode::Ro => FsPerms::ReadOnly,
+        };
+        wasi.preopened_dir(&workspace, &guest_path, perms)
+            .map_err(|e| format!("cannot open the run workspace: {e}"))?;
+    }
+    let state = CallState {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        limits: StoreLimitsBuilder::new()
+            .memory_size(limits.memory as usize)
+            .instances(8)
+            .trap_on_grow_failure(true)
+            .build(),
+        call: call.clone(),
+    };
+    let mut store = Store::new(&runtime.engine, state);
+    store.limiter(|s| &mut s.limits);
+    // Yield to tokio every tick so the wall-clock timeout below can cancel a spinning guest.
+    let started = Instant::now();
+    let wall = limits.wall;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if started.elapsed() > wall {
+            return Err(wasmtime::Error::msg("cpu time limit exceeded"));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+
+    let work = async {
+        let instance = pre.instantiate_async(&mut store).await?;
+        let step = instance.wasmops_plugin_step();
+        wasmtime::Result::Ok(match op {
+            Op::Describe => OpResult::Info(step.call_describe(&mut store).await?),
+            Op::Validate(config) => OpResult::Validated(step.call_validate(&mut store, &config).await?),
+            Op::Run(req) => OpResult::Outcome(step.call_run(&mut store, &req).await?),
+            Op::Resume(req, state, decision) => OpResult::Outcome(
+                step.call_resume(&mut store, &req, &state, &decision).await?,
+            ),
+        })
+    };
+    match tokio::time::timeout(limits.wall, work).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(trap)) => Err(describe_trap(&call.plugin, trap, &limits)),
+        Err(_) => Err(format!(
+            "plugin `{}` timed out after {}",
+            call.plugin,
+            humantime::format_duration(limits.wall)
+        )),
+    }
+}
+
+fn describe_trap(plugin: &str, err: wasmtime::Error, limits: &CallLimits) -> String {
+    let text = format!("{err:#}");
+    if text.contains("cpu time limit exceeded") {
+        return format!("plugin `{plugin}` exceeded its time limit ({})", humantime::format_duration(limits.wall));
+    }
+    if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
+        return format!("plugin `{plugin}` exceeded its memory limit ({} MiB)", limits.memory >> 20);
+    }
+    // The first line names the trap; wasm backtraces follow and help plugin authors.
+    let mut lines = text.lines();
+    let head = lines.next().unwrap_or("trap");
+    let detail: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).take(8).collect();
+    if detail.is_empty() {
+        format!("plugin `{plugin}` crashed: {head}")
+    } else {
+        format!("plugin `{plugin}` crashed: {head}\n{}", detail.join("\n"))
+    }
+}

@@ -1,0 +1,11 @@
+//! The plugin host: manifests, the registry of installed plugins, the wasmtime runtime that
+//! instantiates them, and the host imports (`log`, `secrets`, `exec`) they call.
+
+pub mod exec;
+pub mod host;
+pub mod manifest;
+pub mod registry;
+
+pub use host::Runtime;
+pub use manifest::Manifest;
+pub use registry::{Plugin, Registry};

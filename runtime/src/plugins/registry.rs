@@ -1,0 +1,211 @@
+//! Installed plugins: the built-ins embedded in the binary and those loaded from directories,
+//! each compiled once (cached on disk by digest) and pre-instantiated on first use.
+
+use super::exec::resolve_program;
+use super::host::{CallState, Runtime, StepPluginPre};
+use super::manifest::{FileMode, Manifest, PluginKind};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use wasmtime::component::Component;
+
+include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Builtin,
+    Directory(PathBuf),
+}
+
+/// What the host will actually allow a plugin, derived from its manifest.
+#[derive(Clone, Debug, Default)]
+pub struct Grants {
+    /// Program name → absolute path.
+    pub programs: BTreeMap<String, PathBuf>,
+    /// Requested programs not found on this host; `exec` of them fails with that reason.
+    pub missing_programs: Vec<String>,
+    pub workspace: Option<FileMode>,
+    pub secrets: Vec<String>,
+    pub env: Vec<String>,
+}
+
+pub struct Plugin {
+    pub manifest: Manifest,
+    pub origin: Origin,
+    /// sha256 of the component, hex.
+    pub digest: String,
+    pub grants: Grants,
+    wasm: Arc<[u8]>,
+    pre: OnceLock<Result<StepPluginPre<CallState>, String>>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.manifest.name)
+            .field("digest", &self.digest)
+            .finish()
+    }
+}
+
+impl Plugin {
+    fn new(manifest: Manifest, origin: Origin, wasm: Arc<[u8]>) -> Plugin {
+        let digest = hex::encode(Sha256::digest(&wasm));
+        let caps = &manifest.capabilities;
+        let mut grants = Grants {
+            secrets: caps.secrets.clone(),
+            env: caps.env.clone(),
+            workspace: caps
+                .files
+                .iter()
+                .filter(|f| f.path == "workspace")
+                .map(|f| f.mode)
+                .max_by_key(|m| *m == FileMode::Rw),
+            ..Grants::default()
+        };
+        for program in &caps.exec {
+            match resolve_program(program) {
+                Some(path) => {
+                    grants.programs.insert(program.clone(), path);
+                }
+                None => grants.missing_programs.push(program.clone()),
+            }
+        }
+        Plugin {
+            manifest,
+            origin,
+            digest,
+            grants,
+            wasm,
+            pre: OnceLock::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// Compiles (or loads the cached compilation) and links the component, once.
+    pub fn instance_pre(&self, runtime: &Runtime) -> Result<StepPluginPre<CallState>, String> {
+        self.pre
+            .get_or_init(|| {
+                let component = self.compile(runtime)?;
+                let pre = runtime
+                    .linker
+                    .instantiate_pre(&component)
+                    .map_err(|e| format!("plugin `{}` cannot be linked: {e:#}", self.name()))?;
+                StepPluginPre::new(pre).map_err(|e| {
+                    format!(
+                        "plugin `{}` does not export the step interface of {}: {e:#}",
+                        self.name(),
+                        self.manifest.world
+                    )
+                })
+            })
+            .clone()
+    }
+
+    fn compile(&self, runtime: &Runtime) -> Result<Component, String> {
+        let cached = runtime.cache_dir.as_ref().map(|dir| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            runtime.engine.precompile_compatibility_hash().hash(&mut hasher);
+            dir.join(format!("{}-{:016x}.cwasm", self.digest, hasher.finish()))
+        });
+        if let Some(path) = &cached
+            && path.is_file()
+        {
+            // SAFETY: the file was written by `Component::serialize` of this engine
+            // configuration (the name carries its compatibility hash) into our own data dir.
+            if let Ok(component) = unsafe { Component::deserialize_file(&runtime.engine, path) } {
+                return Ok(component);
+            }
+        }
+        let component = Component::new(&runtime.engine, &self.wasm)
+            .map_err(|e| format!("plugin `{}` is not a valid component: {e:#}", self.name()))?;
+        if let Some(path) = &cached
+            && let Ok(bytes) = component.serialize()
+        {
+            // Write then rename, so a concurrent reader never sees half a file.
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::write(&tmp, bytes).is_ok() {
+                let _ = std::fs::rename(&tmp, path);
+            }
+        }
+        Ok(component)
+    }
+}
+
+#[derive(Default)]
+pub struct Registry {
+    plugins: BTreeMap<String, Arc<Plugin>>,
+}
+
+impl Registry {
+    /// The built-in plugins.
+    pub fn builtin() -> Result<Registry, String> {
+        let mut registry = Registry::default();
+        for (toml, wasm) in BUILTIN_PLUGINS {
+            let manifest = Manifest::parse(toml).map_err(|e| format!("built-in plugin.toml: {e}"))?;
+            registry.insert(Plugin::new(manifest, Origin::Builtin, Arc::from(*wasm)));
+        }
+        Ok(registry)
+    }
+
+    /// Adds every plugin directory under `dir` (or `dir` itself when it holds a plugin.toml).
+    /// A plugin with the same name as a built-in replaces it.
+    pub fn load_dir(&mut self, dir: &Path) -> Result<Vec<String>, String> {
+        if dir.join("plugin.toml").is_file() {
+            return self.load_plugin(dir).map(|name| vec![name]);
+        }
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read plugin directory {}: {e}", dir.display()))?;
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.join("plugin.toml").is_file())
+            .collect();
+        dirs.sort();
+        dirs.iter().map(|d| self.load_plugin(d)).collect()
+    }
+
+    pub fn load_plugin(&mut self, dir: &Path) -> Result<String, String> {
+        let manifest_path = dir.join("plugin.toml");
+        let text = std::fs::read_to_string(&manifest_path)
+            .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+        let manifest =
+            Manifest::parse(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+        let component_path = dir.join(&manifest.component);
+        if !component_path.starts_with(dir) || manifest.component.contains("..") {
+            return Err(format!(
+                "{}: `component` must name a file inside the plugin directory",
+                manifest_path.display()
+            ));
+        }
+        let wasm = std::fs::read(&component_path)
+            .map_err(|e| format!("{}: {e}", component_path.display()))?;
+        let name = manifest.name.clone();
+        self.insert(Plugin::new(manifest, Origin::Directory(dir.to_path_buf()), wasm.into()));
+        Ok(name)
+    }
+
+    fn insert(&mut self, plugin: Plugin) {
+        self.plugins.insert(plugin.manifest.name.clone(), Arc::new(plugin));
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.plugins.get(name).cloned()
+    }
+
+    pub fn step_plugin_names(&self) -> impl Iterator<Item = &str> {
+        self.plugins
+            .values()
+            .filter(|p| p.manifest.kind == PluginKind::Step)
+            .map(|p| p.name())
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.values()
+    }
+}

@@ -1,0 +1,363 @@
+//! Projects, environments, assets and asset templates: where `change` steps find their target,
+//! the action to run on it and the properties that action sees.
+
+use crate::diagnostics::{Diagnostic, Diagnostics, did_you_mean};
+use crate::workflow::{Step, parse_steps};
+use crate::yaml::{self, Node};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct Project {
+    pub code: String,
+    pub dir: Option<PathBuf>,
+    pub properties: Map<String, Value>,
+    pub templates: BTreeMap<String, AssetTemplate>,
+    pub environments: BTreeMap<String, Environment>,
+    /// `workflows/*.yaml` in the project directory: code → (file, text).
+    pub workflows: BTreeMap<String, (PathBuf, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AssetTemplate {
+    /// Action name → the steps it runs.
+    pub actions: BTreeMap<String, Vec<Step>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    pub properties: Map<String, Value>,
+    pub assets: BTreeMap<String, Asset>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Asset {
+    pub template: String,
+    pub properties: Map<String, Value>,
+}
+
+/// Every project loaded for a run or by the daemon.
+#[derive(Clone, Debug, Default)]
+pub struct Projects {
+    pub projects: BTreeMap<String, Project>,
+}
+
+/// A `change` target after lookup: what to run and with which properties.
+#[derive(Clone, Debug)]
+pub struct ResolvedTarget {
+    pub path: String,
+    pub project: String,
+    pub environment: String,
+    pub asset: String,
+    pub steps: Vec<Step>,
+    /// project → environment → asset, merged deep, later wins.
+    pub properties: Map<String, Value>,
+    pub dir: Option<PathBuf>,
+}
+
+impl Projects {
+    /// Loads a `project.yaml`-style file, or every `project.yaml` under a directory.
+    pub fn load(path: &Path) -> Result<Projects, Diagnostics> {
+        let mut files = Vec::new();
+        if path.is_dir() {
+            find_project_files(path, &mut files);
+            if files.is_empty() {
+                return Err(Diagnostics(vec![Diagnostic {
+                    file: path.display().to_string(),
+                    location: Default::default(),
+                    yaml_path: String::new(),
+                    message: "no project.yaml found in this directory".into(),
+                    hint: Some("a project directory holds project.yaml and workflows/*.yaml".into()),
+                }]));
+            }
+        } else {
+            files.push(path.to_path_buf());
+        }
+        let mut projects = Projects::default();
+        let mut errors = Vec::new();
+        for file in files {
+            match load_project_file(&file) {
+                Ok(p) => {
+                    projects.projects.insert(p.code.clone(), p);
+                }
+                Err(mut e) => errors.append(&mut e.0),
+            }
+        }
+        if errors.is_empty() {
+            Ok(projects)
+        } else {
+            Err(Diagnostics(errors))
+        }
+    }
+
+    /// Looks up `/projects/{p}/environments/{e}/assets/{a}` and the named action.
+    pub fn resolve(&self, target: &str, action: &str) -> Result<ResolvedTarget, String> {
+        let parts: Vec<&str> = target.trim_matches('/').split('/').collect();
+        let ["projects", p, "environments", e, "assets", a] = parts[..] else {
+            return Err(format!(
+                "`{target}` is not an asset path; write /projects/PROJECT/environments/ENV/assets/ASSET"
+            ));
+        };
+        let project = self.projects.get(p).ok_or_else(|| {
+            not_found("project", p, self.projects.keys(), "load it with --project DIR")
+        })?;
+        let env = project
+            .environments
+            .get(e)
+            .ok_or_else(|| not_found("environment", e, project.environments.keys(), ""))?;
+        let asset = env
+            .assets
+            .get(a)
+            .ok_or_else(|| not_found("asset", a, env.assets.keys(), ""))?;
+        let template = project.templates.get(&asset.template).ok_or_else(|| {
+            format!("asset `{a}` uses template `{}`, which project `{p}` does not define", asset.template)
+        })?;
+        let steps = template.actions.get(action).ok_or_else(|| {
+            not_found("action", action, template.actions.keys(), "")
+                .replace("not found", &format!("not found in template `{}`", asset.template))
+        })?;
+        let mut properties = project.properties.clone();
+        merge(&mut properties, &env.properties);
+        merge(&mut properties, &asset.properties);
+        Ok(ResolvedTarget {
+            path: format!("/projects/{p}/environments/{e}/assets/{a}"),
+            project: p.to_string(),
+            environment: e.to_string(),
+            asset: a.to_string(),
+            steps: steps.clone(),
+            properties,
+            dir: project.dir.clone(),
+        })
+    }
+}
+
+fn not_found<'a>(what: &str, name: &str, known: impl Iterator<Item = &'a String>, extra: &str) -> String {
+    let known: Vec<&str> = known.map(String::as_str).collect();
+    let mut msg = format!("{what} `{name}` not found");
+    match did_you_mean(name, known.iter().copied()) {
+        Some(s) => msg.push_str(&format!("; did you mean `{s}`?")),
+        None if !known.is_empty() => msg.push_str(&format!("; known: {}", known.join(", "))),
+        None => {}
+    }
+    if !extra.is_empty() {
+        msg.push_str(&format!(" ({extra})"));
+    }
+    msg
+}
+
+/// Deep merge: objects merge key by key, anything else in `over` replaces what `base` had.
+pub fn merge(base: &mut Map<String, Value>, over: &Map<String, Value>) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(Value::Object(b)), Value::Object(o)) => merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+fn find_project_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let candidate = dir.join("project.yaml");
+    if candidate.is_file() {
+        out.push(candidate);
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    for d in dirs {
+        find_project_files(&d, out);
+    }
+}
+
+fn load_project_file(file: &Path) -> Result<Project, Diagnostics> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            file: name.clone(),
+            location: Default::default(),
+            yaml_path: String::new(),
+            message: format!("cannot read: {e}"),
+            hint: None,
+        }])
+    })?;
+    let root = yaml::load(&name, &text).map_err(|d| Diagnostics(vec![d]))?;
+    let mut loader = Loader { file: &name, errors: Vec::new() };
+    let mut project = loader.project(&root);
+    if let Some(dir) = file.parent() {
+        project.dir = Some(dir.to_path_buf());
+        let workflows = dir.join("workflows");
+        if let Ok(entries) = std::fs::read_dir(&workflows) {
+            for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+                let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+                if let (true, Some(stem)) = (is_yaml, path.file_stem()) {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    project.workflows.insert(stem.to_string_lossy().into_owned(), (path.clone(), text));
+                }
+            }
+        }
+    }
+    if loader.errors.is_empty() {
+        Ok(project)
+    } else {
+        Err(Diagnostics(loader.errors))
+    }
+}
+
+struct Loader<'f> {
+    file: &'f str,
+    errors: Vec<Diagnostic>,
+}
+
+impl Loader<'_> {
+    fn error(&mut self, node: &Node, path: &str, message: String, hint: Option<String>) {
+        self.errors.push(Diagnostic {
+            file: self.file.to_string(),
+            location: yaml::location(node),
+            yaml_path: path.to_string(),
+            message,
+            hint,
+        });
+    }
+
+    /// The mapping's entries, complaining about keys outside `known`.
+    fn entries<'n>(&mut self, node: &'n Node, path: &str, known: &[&str]) -> Vec<(String, &'n Node)> {
+        let Some(entries) = yaml::as_map(node) else {
+            self.error(node, path, format!("expected a mapping, found {}", yaml::describe(node)), None);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, key_node, value) in entries {
+            if known.contains(&key.as_str()) {
+                out.push((key, value));
+            } else {
+                let hint = did_you_mean(&key, known.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("known keys here: {}", known.join(", ")));
+                let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                self.error(key_node, &at, format!("unknown key `{key}`"), Some(hint));
+            }
+        }
+        out
+    }
+
+    /// Entries of a free-form map (templates, environments, assets), whose keys are codes.
+    fn any_entries<'n>(&mut self, node: &'n Node, path: &str) -> Vec<(String, &'n Node)> {
+        match yaml::as_map(node) {
+            Some(entries) => entries.into_iter().map(|(k, _, v)| (k, v)).collect(),
+            None => {
+                self.error(node, path, format!("expected a mapping, found {}", yaml::describe(node)), None);
+                Vec::new()
+            }
+        }
+    }
+
+    fn properties(&mut self, node: &Node, path: &str) -> Map<String, Value> {
+        match yaml::to_json(node) {
+            Value::Object(m) => m,
+            Value::Null => Map::new(),
+            _ => {
+                self.error(node, path, format!("`properties` is a mapping, found {}", yaml::describe(node)), None);
+                Map::new()
+            }
+        }
+    }
+
+    fn project(&mut self, root: &Node) -> Project {
+        let mut project = Project {
+            code: String::new(),
+            dir: None,
+            properties: Map::new(),
+            templates: BTreeMap::new(),
+            environments: BTreeMap::new(),
+            workflows: BTreeMap::new(),
+        };
+        let entries = self.entries(root, "", &["project", "name", "description", "properties", "templates", "environments"]);
+        for (key, value) in entries {
+            match key.as_str() {
+                "project" => project.code = yaml::scalar_text(value).unwrap_or_default(),
+                "properties" => project.properties = self.properties(value, "properties"),
+                "templates" => {
+                    for (name, tnode) in self.any_entries(value, "templates") {
+                        let path = format!("templates.{name}");
+                        let mut actions = BTreeMap::new();
+                        for (k, anode) in self.entries(tnode, &path, &["actions", "description"]) {
+                            if k != "actions" {
+                                continue;
+                            }
+                            for (action, steps) in self.any_entries(anode, &format!("{path}.actions")) {
+                                let at = format!("{path}.actions.{action}");
+                                match parse_steps(self.file, steps, &at) {
+                                    Ok(s) => {
+                                        actions.insert(action, s);
+                                    }
+                                    Err(mut e) => self.errors.append(&mut e),
+                                }
+                            }
+                        }
+                        project.templates.insert(name, AssetTemplate { actions });
+                    }
+                }
+                "environments" => {
+                    for (env_code, enode) in self.any_entries(value, "environments") {
+                        let path = format!("environments.{env_code}");
+                        let mut env = Environment::default();
+                        for (k, v) in self.entries(enode, &path, &["name", "description", "properties", "assets"]) {
+                            match k.as_str() {
+                                "properties" => env.properties = self.properties(v, &format!("{path}.properties")),
+                                "assets" => {
+                                    for (asset_code, anode) in self.any_entries(v, &format!("{path}.assets")) {
+                                        let apath = format!("{path}.assets.{asset_code}");
+                                        let mut asset = Asset { template: String::new(), properties: Map::new() };
+                                        for (k, v) in self.entries(anode, &apath, &["template", "properties", "description"]) {
+                                            match k.as_str() {
+                                                "template" => asset.template = yaml::scalar_text(v).unwrap_or_default(),
+                                                "properties" => asset.properties = self.properties(v, &format!("{apath}.properties")),
+                                                _ => {}
+                                            }
+                                        }
+                                        if asset.template.is_empty() {
+                                            self.error(anode, &apath, format!("asset `{asset_code}` has no `template`"), Some("add `template: NAME` naming one of the project's templates".into()));
+                                        }
+                                        env.assets.insert(asset_code, asset);
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                        project.environments.insert(env_code, env);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if project.code.is_empty() {
+            self.error(root, "", "the project has no `project:` code".into(), Some("add `project: my_project` at the top".into()));
+        }
+        for (env_code, env) in &project.environments {
+            for (asset_code, asset) in &env.assets {
+                if !asset.template.is_empty() && !project.templates.contains_key(&asset.template) {
+                    let hint = did_you_mean(&asset.template, project.templates.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
+                    self.error(root, &format!("environments.{env_code}.assets.{asset_code}.template"), format!("template `{}` is not defined in this project", asset.template), hint);
+                }
+            }
+        }
+        project
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_is_deep_and_later_wins() {
+        let mut base = serde_json::json!({"a": 1, "disk": {"threshold": 80, "path": "/"}}).as_object().unwrap().clone();
+        let over = serde_json::json!({"disk": {"threshold": 90}, "b": 2}).as_object().unwrap().clone();
+        merge(&mut base, &over);
+        assert_eq!(Value::Object(base), serde_json::json!({"a": 1, "b": 2, "disk": {"threshold": 90, "path": "/"}}));
+    }
+}

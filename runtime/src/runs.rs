@@ -1,0 +1,228 @@
+//! Run records: a run and its tree of step runs, as stored, shown and returned by the API.
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Waiting,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Waiting,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl StepStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Succeeded | StepStatus::Failed | StepStatus::Skipped | StepStatus::Cancelled
+        )
+    }
+}
+
+/// What started a run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Trigger {
+    /// `manual`, `cron`, `webhook`, `git`, `incident`, `workflow`.
+    pub kind: String,
+    /// Who, for manual runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// What the trigger passed in (`trigger.*` in templates).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub inputs: Map<String, Value>,
+}
+
+impl Trigger {
+    pub fn manual(by: Option<String>) -> Trigger {
+        Trigger {
+            kind: "manual".into(),
+            by,
+            inputs: Map::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Run {
+    pub id: String,
+    /// The workflow's path (`/projects/p/workflows/w`), or its name when run from a file.
+    pub workflow: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The file it was run from, for `wasmops run FILE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    pub status: RunStatus,
+    pub trigger: Trigger,
+    /// `--set` / API property overrides.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub property_overrides: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Why the run failed before or outside any step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub steps: Vec<StepRun>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StepRun {
+    /// Position in the tree, `1`, `2.1`…; stable within the run.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub name: String,
+    /// `stage|change|plugin|wait|condition|workflow`.
+    pub kind: String,
+    /// The plugin a plugin step uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<String>,
+    /// The asset a change step runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `then` or `else`, for steps inside a condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// `parallel` for stages whose children overlap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
+    pub status: StepStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub outputs: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    #[serde(default)]
+    pub children: Vec<StepRun>,
+}
+
+impl StepRun {
+    pub fn new(path: String, name: String, kind: &str) -> StepRun {
+        StepRun {
+            path,
+            id: None,
+            name,
+            kind: kind.to_string(),
+            uses: None,
+            target: None,
+            branch: None,
+            run_as: None,
+            status: StepStatus::Pending,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            summary: None,
+            outputs: Map::new(),
+            error: None,
+            attempts: 0,
+            approved_by: None,
+            children: Vec::new(),
+        }
+    }
+
+    /// This record without its children, as stored per step.
+    pub fn shallow(&self) -> StepRun {
+        StepRun {
+            children: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
+/// `wfr_` + 8 lowercase alphanumerics.
+pub fn new_run_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let suffix: String = (0..8)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("wfr_{suffix}")
+}
+
+/// Finds the step at `path` (`2.1` → steps[1].children[0]).
+pub fn find_step_mut<'a>(steps: &'a mut [StepRun], path: &str) -> Option<&'a mut StepRun> {
+    let mut indices = path.split('.').map(|i| i.parse::<usize>().ok()?.checked_sub(1));
+    let first = indices.next()??;
+    let mut node = steps.get_mut(first)?;
+    for index in indices {
+        node = node.children.get_mut(index?)?;
+    }
+    Some(node)
+}
+
+/// Rebuilds the tree from flat records, ordering siblings by their position.
+pub fn assemble_tree(mut flat: Vec<StepRun>) -> Vec<StepRun> {
+    fn key(path: &str) -> Vec<usize> {
+        path.split('.').filter_map(|p| p.parse().ok()).collect()
+    }
+    flat.sort_by_key(|s| key(&s.path));
+    let mut roots: Vec<StepRun> = Vec::new();
+    for step in flat {
+        let parent = step.path.rsplit_once('.').map(|(p, _)| p.to_string());
+        match parent.and_then(|p| find_step_mut(&mut roots, &p)) {
+            Some(parent) => parent.children.push(step),
+            None => roots.push(step),
+        }
+    }
+    roots
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_have_the_documented_shape() {
+        let id = new_run_id();
+        assert_eq!(id.len(), 12);
+        assert!(id.starts_with("wfr_"));
+        assert!(id[4..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+    }
+
+    #[test]
+    fn trees_round_trip_through_flat_records() {
+        let flat = ["2", "1", "2.10", "2.2", "2.1", "1.1"]
+            .iter()
+            .map(|p| StepRun::new(p.to_string(), p.to_string(), "plugin"))
+            .collect();
+        let tree = assemble_tree(flat);
+        assert_eq!(tree.len(), 2);
+        let second: Vec<&str> = tree[1].children.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(second, ["2.1", "2.2", "2.10"]);
+    }
+}

@@ -1,0 +1,184 @@
+//! Templates and expressions (`{{ properties.hostname }}`, `if: steps.plan.outputs.n | int > 0`),
+//! one Jinja dialect for both, with bounded execution and strict undefined variables.
+
+use crate::diagnostics::did_you_mean;
+use minijinja::{Environment, UndefinedBehavior};
+use serde_json::Value;
+use std::sync::OnceLock;
+
+/// Enough for any sensible template; a runaway loop in a template stops here instead of spinning.
+const FUEL: u64 = 100_000;
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
+        env.set_recursion_limit(64);
+        env
+    })
+}
+
+/// `{{ expr }}` → `expr`; anything else is returned unchanged.
+pub fn strip_braces(text: &str) -> &str {
+    let t = text.trim();
+    match t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+        Some(inner) if !inner.contains("{{") && !inner.contains("}}") => inner.trim(),
+        _ => t,
+    }
+}
+
+pub fn check_expression(expr: &str) -> Result<(), String> {
+    env().compile_expression(expr).map(drop).map_err(short)
+}
+
+pub fn check_template(text: &str) -> Result<(), String> {
+    env().template_from_str(text).map(drop).map_err(short)
+}
+
+/// Dotted variable paths a template or expression reads, e.g. `steps.plan.outputs.to_add`.
+pub fn variables(text: &str, is_expression: bool) -> Vec<String> {
+    let found = if is_expression {
+        env()
+            .compile_expression(text)
+            .map(|e| e.undeclared_variables(true))
+    } else {
+        env()
+            .template_from_str(text)
+            .map(|t| t.undeclared_variables(true))
+    };
+    let mut vars: Vec<String> = found.unwrap_or_default().into_iter().collect();
+    vars.sort();
+    vars
+}
+
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%")
+}
+
+pub fn render(text: &str, ctx: &Value) -> Result<String, String> {
+    if !is_template(text) {
+        return Ok(text.to_string());
+    }
+    check_variables(text, false, ctx)?;
+    env().render_str(text, ctx).map_err(short)
+}
+
+/// Renders every string inside a JSON value (keys stay as written).
+pub fn render_value(value: &Value, ctx: &Value) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(s) => Value::String(render(s, ctx)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_value(v, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_value(v, ctx)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Evaluates an expression to a JSON value.
+pub fn evaluate(expr: &str, ctx: &Value) -> Result<Value, String> {
+    check_variables(expr, true, ctx)?;
+    let compiled = env().compile_expression(expr).map_err(short)?;
+    let value = compiled.eval(ctx).map_err(short)?;
+    serde_json::to_value(&value).map_err(|e| e.to_string())
+}
+
+/// Jinja truthiness, for `if:` and `when:`.
+pub fn is_truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// Names the first variable the context lacks, with a suggestion, instead of minijinja's bare
+/// "undefined value".
+fn check_variables(text: &str, is_expression: bool, ctx: &Value) -> Result<(), String> {
+    for var in variables(text, is_expression) {
+        let mut at = ctx;
+        let mut walked = Vec::new();
+        for part in var.split('.') {
+            match at.get(part) {
+                Some(next) => {
+                    walked.push(part);
+                    at = next;
+                }
+                None => {
+                    // Reading into a string or number (`x.y` on a scalar) is minijinja's to judge.
+                    let Value::Object(map) = at else { break };
+                    let full = walked
+                        .iter()
+                        .copied()
+                        .chain([part])
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    let hint = did_you_mean(part, map.keys().map(String::as_str))
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_else(|| {
+                            let known: Vec<&str> = map.keys().map(String::as_str).take(12).collect();
+                            if known.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; known here: {}", known.join(", "))
+                            }
+                        });
+                    return Err(format!("unknown variable `{full}`{hint}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn short(e: minijinja::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(detail) = e.detail()
+        && !msg.contains(detail)
+    {
+        msg = format!("{msg}: {detail}");
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_nested_values_and_names_unknown_variables() {
+        let ctx = json!({"properties": {"hostname": "web-1"}, "steps": {"plan": {"outputs": {"to_add": "3"}}}});
+        assert_eq!(render("host={{ properties.hostname }}", &ctx).unwrap(), "host=web-1");
+        let err = render("{{ steps.plan.outputs.to_ad }}", &ctx).unwrap_err();
+        assert_eq!(err, "unknown variable `steps.plan.outputs.to_ad`; did you mean `to_add`?");
+        let err = render("{{ steps.apply.outputs.x }}", &ctx).unwrap_err();
+        assert!(err.starts_with("unknown variable `steps.apply`"), "{err}");
+    }
+
+    #[test]
+    fn expressions_evaluate_bare_or_braced() {
+        let ctx = json!({"steps": {"plan": {"outputs": {"to_destroy": "2"}}}});
+        let expr = strip_braces("{{ steps.plan.outputs.to_destroy | int > 0 }}");
+        assert_eq!(evaluate(expr, &ctx).unwrap(), json!(true));
+        assert_eq!(evaluate("1 + 1 == 3", &ctx).unwrap(), json!(false));
+    }
+
+    #[test]
+    fn runaway_templates_stop() {
+        let err = render("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", &json!({})).unwrap_err();
+        assert!(err.contains("fuel"), "{err}");
+    }
+}
