@@ -22,7 +22,11 @@ fn main() {
     let builtins = plugin_crates(&root.join("plugins"));
     let test_plugins = plugin_crates(&root.join("tests/plugins"));
     let wasm_target_dir = wasm_target_dir(&root, &out_dir);
-    build_wasm(&root, &wasm_target_dir, builtins.iter().chain(&test_plugins));
+    build_wasm(
+        &root,
+        &wasm_target_dir,
+        builtins.iter().chain(&test_plugins),
+    );
 
     let wasm_dir = wasm_target_dir.join("wasm32-wasip2/release");
     let mut table = String::from("/// Built-in plugins: (plugin.toml, component bytes).\n");

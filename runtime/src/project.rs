@@ -68,7 +68,9 @@ impl Projects {
                     location: Default::default(),
                     yaml_path: String::new(),
                     message: "no project.yaml found in this directory".into(),
-                    hint: Some("a project directory holds project.yaml and workflows/*.yaml".into()),
+                    hint: Some(
+                        "a project directory holds project.yaml and workflows/*.yaml".into(),
+                    ),
                 }]));
             }
         } else {
@@ -100,7 +102,12 @@ impl Projects {
             ));
         };
         let project = self.projects.get(p).ok_or_else(|| {
-            not_found("project", p, self.projects.keys(), "load it with --project DIR")
+            not_found(
+                "project",
+                p,
+                self.projects.keys(),
+                "load it with --project DIR",
+            )
         })?;
         let env = project
             .environments
@@ -111,11 +118,16 @@ impl Projects {
             .get(a)
             .ok_or_else(|| not_found("asset", a, env.assets.keys(), ""))?;
         let template = project.templates.get(&asset.template).ok_or_else(|| {
-            format!("asset `{a}` uses template `{}`, which project `{p}` does not define", asset.template)
+            format!(
+                "asset `{a}` uses template `{}`, which project `{p}` does not define",
+                asset.template
+            )
         })?;
         let steps = template.actions.get(action).ok_or_else(|| {
-            not_found("action", action, template.actions.keys(), "")
-                .replace("not found", &format!("not found in template `{}`", asset.template))
+            not_found("action", action, template.actions.keys(), "").replace(
+                "not found",
+                &format!("not found in template `{}`", asset.template),
+            )
         })?;
         let mut properties = project.properties.clone();
         merge(&mut properties, &env.properties);
@@ -132,7 +144,12 @@ impl Projects {
     }
 }
 
-fn not_found<'a>(what: &str, name: &str, known: impl Iterator<Item = &'a String>, extra: &str) -> String {
+fn not_found<'a>(
+    what: &str,
+    name: &str,
+    known: impl Iterator<Item = &'a String>,
+    extra: &str,
+) -> String {
     let known: Vec<&str> = known.map(String::as_str).collect();
     let mut msg = format!("{what} `{name}` not found");
     match did_you_mean(name, known.iter().copied()) {
@@ -164,8 +181,14 @@ fn find_project_files(dir: &Path, out: &mut Vec<PathBuf>) {
         out.push(candidate);
         return;
     }
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     dirs.sort();
     for d in dirs {
         find_project_files(&d, out);
@@ -184,7 +207,10 @@ fn load_project_file(file: &Path) -> Result<Project, Diagnostics> {
         }])
     })?;
     let root = yaml::load(&name, &text).map_err(|d| Diagnostics(vec![d]))?;
-    let mut loader = Loader { file: &name, errors: Vec::new() };
+    let mut loader = Loader {
+        file: &name,
+        errors: Vec::new(),
+    };
     let mut project = loader.project(&root);
     if let Some(dir) = file.parent() {
         project.dir = Some(dir.to_path_buf());
@@ -194,7 +220,9 @@ fn load_project_file(file: &Path) -> Result<Project, Diagnostics> {
                 let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
                 if let (true, Some(stem)) = (is_yaml, path.file_stem()) {
                     let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    project.workflows.insert(stem.to_string_lossy().into_owned(), (path.clone(), text));
+                    project
+                        .workflows
+                        .insert(stem.to_string_lossy().into_owned(), (path.clone(), text));
                 }
             }
         }
@@ -223,9 +251,19 @@ impl Loader<'_> {
     }
 
     /// The mapping's entries, complaining about keys outside `known`.
-    fn entries<'n>(&mut self, node: &'n Node, path: &str, known: &[&str]) -> Vec<(String, &'n Node)> {
+    fn entries<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        known: &[&str],
+    ) -> Vec<(String, &'n Node)> {
         let Some(entries) = yaml::as_map(node) else {
-            self.error(node, path, format!("expected a mapping, found {}", yaml::describe(node)), None);
+            self.error(
+                node,
+                path,
+                format!("expected a mapping, found {}", yaml::describe(node)),
+                None,
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -236,7 +274,11 @@ impl Loader<'_> {
                 let hint = did_you_mean(&key, known.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| format!("known keys here: {}", known.join(", ")));
-                let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let at = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 self.error(key_node, &at, format!("unknown key `{key}`"), Some(hint));
             }
         }
@@ -248,7 +290,12 @@ impl Loader<'_> {
         match yaml::as_map(node) {
             Some(entries) => entries.into_iter().map(|(k, _, v)| (k, v)).collect(),
             None => {
-                self.error(node, path, format!("expected a mapping, found {}", yaml::describe(node)), None);
+                self.error(
+                    node,
+                    path,
+                    format!("expected a mapping, found {}", yaml::describe(node)),
+                    None,
+                );
                 Vec::new()
             }
         }
@@ -259,7 +306,12 @@ impl Loader<'_> {
             Value::Object(m) => m,
             Value::Null => Map::new(),
             _ => {
-                self.error(node, path, format!("`properties` is a mapping, found {}", yaml::describe(node)), None);
+                self.error(
+                    node,
+                    path,
+                    format!("`properties` is a mapping, found {}", yaml::describe(node)),
+                    None,
+                );
                 Map::new()
             }
         }
@@ -274,7 +326,18 @@ impl Loader<'_> {
             environments: BTreeMap::new(),
             workflows: BTreeMap::new(),
         };
-        let entries = self.entries(root, "", &["project", "name", "description", "properties", "templates", "environments"]);
+        let entries = self.entries(
+            root,
+            "",
+            &[
+                "project",
+                "name",
+                "description",
+                "properties",
+                "templates",
+                "environments",
+            ],
+        );
         for (key, value) in entries {
             match key.as_str() {
                 "project" => project.code = yaml::scalar_text(value).unwrap_or_default(),
@@ -287,7 +350,9 @@ impl Loader<'_> {
                             if k != "actions" {
                                 continue;
                             }
-                            for (action, steps) in self.any_entries(anode, &format!("{path}.actions")) {
+                            for (action, steps) in
+                                self.any_entries(anode, &format!("{path}.actions"))
+                            {
                                 let at = format!("{path}.actions.{action}");
                                 match parse_steps(self.file, steps, &at) {
                                     Ok(s) => {
@@ -304,17 +369,41 @@ impl Loader<'_> {
                     for (env_code, enode) in self.any_entries(value, "environments") {
                         let path = format!("environments.{env_code}");
                         let mut env = Environment::default();
-                        for (k, v) in self.entries(enode, &path, &["name", "description", "properties", "assets"]) {
+                        for (k, v) in self.entries(
+                            enode,
+                            &path,
+                            &["name", "description", "properties", "assets"],
+                        ) {
                             match k.as_str() {
-                                "properties" => env.properties = self.properties(v, &format!("{path}.properties")),
+                                "properties" => {
+                                    env.properties =
+                                        self.properties(v, &format!("{path}.properties"))
+                                }
                                 "assets" => {
-                                    for (asset_code, anode) in self.any_entries(v, &format!("{path}.assets")) {
+                                    for (asset_code, anode) in
+                                        self.any_entries(v, &format!("{path}.assets"))
+                                    {
                                         let apath = format!("{path}.assets.{asset_code}");
-                                        let mut asset = Asset { template: String::new(), properties: Map::new() };
-                                        for (k, v) in self.entries(anode, &apath, &["template", "properties", "description"]) {
+                                        let mut asset = Asset {
+                                            template: String::new(),
+                                            properties: Map::new(),
+                                        };
+                                        for (k, v) in self.entries(
+                                            anode,
+                                            &apath,
+                                            &["template", "properties", "description"],
+                                        ) {
                                             match k.as_str() {
-                                                "template" => asset.template = yaml::scalar_text(v).unwrap_or_default(),
-                                                "properties" => asset.properties = self.properties(v, &format!("{apath}.properties")),
+                                                "template" => {
+                                                    asset.template =
+                                                        yaml::scalar_text(v).unwrap_or_default()
+                                                }
+                                                "properties" => {
+                                                    asset.properties = self.properties(
+                                                        v,
+                                                        &format!("{apath}.properties"),
+                                                    )
+                                                }
                                                 _ => {}
                                             }
                                         }
@@ -334,13 +423,30 @@ impl Loader<'_> {
             }
         }
         if project.code.is_empty() {
-            self.error(root, "", "the project has no `project:` code".into(), Some("add `project: my_project` at the top".into()));
+            self.error(
+                root,
+                "",
+                "the project has no `project:` code".into(),
+                Some("add `project: my_project` at the top".into()),
+            );
         }
         for (env_code, env) in &project.environments {
             for (asset_code, asset) in &env.assets {
                 if !asset.template.is_empty() && !project.templates.contains_key(&asset.template) {
-                    let hint = did_you_mean(&asset.template, project.templates.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
-                    self.error(root, &format!("environments.{env_code}.assets.{asset_code}.template"), format!("template `{}` is not defined in this project", asset.template), hint);
+                    let hint = did_you_mean(
+                        &asset.template,
+                        project.templates.keys().map(String::as_str),
+                    )
+                    .map(|s| format!("did you mean `{s}`?"));
+                    self.error(
+                        root,
+                        &format!("environments.{env_code}.assets.{asset_code}.template"),
+                        format!(
+                            "template `{}` is not defined in this project",
+                            asset.template
+                        ),
+                        hint,
+                    );
                 }
             }
         }
@@ -348,16 +454,24 @@ impl Loader<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn merge_is_deep_and_later_wins() {
-        let mut base = serde_json::json!({"a": 1, "disk": {"threshold": 80, "path": "/"}}).as_object().unwrap().clone();
-        let over = serde_json::json!({"disk": {"threshold": 90}, "b": 2}).as_object().unwrap().clone();
+        let mut base = serde_json::json!({"a": 1, "disk": {"threshold": 80, "path": "/"}})
+            .as_object()
+            .unwrap()
+            .clone();
+        let over = serde_json::json!({"disk": {"threshold": 90}, "b": 2})
+            .as_object()
+            .unwrap()
+            .clone();
         merge(&mut base, &over);
-        assert_eq!(Value::Object(base), serde_json::json!({"a": 1, "b": 2, "disk": {"threshold": 90, "path": "/"}}));
+        assert_eq!(
+            Value::Object(base),
+            serde_json::json!({"a": 1, "b": 2, "disk": {"threshold": 90, "path": "/"}})
+        );
     }
 }

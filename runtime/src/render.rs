@@ -72,7 +72,12 @@ fn label(step: &StepRun, depth: usize) -> String {
 fn name_width(steps: &[StepRun], depth: usize) -> usize {
     steps
         .iter()
-        .map(|s| label(s, depth).chars().count().max(name_width(&s.children, depth + 1)))
+        .map(|s| {
+            label(s, depth)
+                .chars()
+                .count()
+                .max(name_width(&s.children, depth + 1))
+        })
         .max()
         .unwrap_or(0)
 }
@@ -128,7 +133,11 @@ fn trigger(run: &Run) -> String {
         (Some(b), Some(c)) => Some(format!(
             "{} @ {}",
             b.as_str().unwrap_or_default(),
-            c.as_str().unwrap_or_default().chars().take(7).collect::<String>()
+            c.as_str()
+                .unwrap_or_default()
+                .chars()
+                .take(7)
+                .collect::<String>()
         )),
         _ => t.by.clone(),
     };
@@ -155,7 +164,11 @@ fn timeline(steps: &[StepRun], start: DateTime<Utc>) -> Vec<String> {
         for step in steps {
             let parallel = step.run_as.as_deref() == Some("parallel");
             if parallel {
-                let started: Vec<&StepRun> = step.children.iter().filter(|c| c.started_at.is_some()).collect();
+                let started: Vec<&StepRun> = step
+                    .children
+                    .iter()
+                    .filter(|c| c.started_at.is_some())
+                    .collect();
                 for (i, child) in started.iter().enumerate() {
                     let connector = match (i, started.len()) {
                         (_, 1) => "",
@@ -164,24 +177,44 @@ fn timeline(steps: &[StepRun], start: DateTime<Utc>) -> Vec<String> {
                         _ => " ─┤",
                     };
                     *order += 1;
-                    events.push(Event { at: child.started_at.unwrap(), order: *order, text: format!("{} started{connector}", child.name) });
+                    events.push(Event {
+                        at: child.started_at.unwrap(),
+                        order: *order,
+                        text: format!("{} started{connector}", child.name),
+                    });
                 }
                 for child in &step.children {
                     if let Some(end) = child.finished_at {
                         *order += 1;
-                        events.push(Event { at: end, order: *order, text: format!("{} {}", child.name, finished_word(child)) });
+                        events.push(Event {
+                            at: end,
+                            order: *order,
+                            text: format!("{} {}", child.name, finished_word(child)),
+                        });
                     }
                 }
-            } else if step.started_at.is_some() && step.children.iter().any(|c| has_parallel(std::slice::from_ref(c)) || c.run_as.as_deref() == Some("parallel")) {
+            } else if step.started_at.is_some()
+                && step.children.iter().any(|c| {
+                    has_parallel(std::slice::from_ref(c)) || c.run_as.as_deref() == Some("parallel")
+                })
+            {
                 collect(&step.children, events, order);
             } else {
                 if let Some(s) = step.started_at {
                     *order += 1;
-                    events.push(Event { at: s, order: *order, text: format!("{} started", step.name) });
+                    events.push(Event {
+                        at: s,
+                        order: *order,
+                        text: format!("{} started", step.name),
+                    });
                 }
                 if let Some(e) = step.finished_at {
                     *order += 1;
-                    events.push(Event { at: e, order: *order, text: format!("{} {}", step.name, finished_word(step)) });
+                    events.push(Event {
+                        at: e,
+                        order: *order,
+                        text: format!("{} {}", step.name, finished_word(step)),
+                    });
                 }
             }
         }
@@ -193,7 +226,13 @@ fn timeline(steps: &[StepRun], start: DateTime<Utc>) -> Vec<String> {
         .into_iter()
         .map(|e| {
             let ms = (e.at - start).num_milliseconds().max(0);
-            format!("{:02}:{:02}.{:03}  {}", ms / 60_000, (ms / 1000) % 60, ms % 1000, e.text)
+            format!(
+                "{:02}:{:02}.{:03}  {}",
+                ms / 60_000,
+                (ms / 1000) % 60,
+                ms % 1000,
+                e.text
+            )
         })
         .collect()
 }

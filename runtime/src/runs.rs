@@ -32,7 +32,10 @@ impl StepStatus {
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            StepStatus::Succeeded | StepStatus::Failed | StepStatus::Skipped | StepStatus::Cancelled
+            StepStatus::Succeeded
+                | StepStatus::Failed
+                | StepStatus::Skipped
+                | StepStatus::Cancelled
         )
     }
 }
@@ -176,7 +179,9 @@ pub fn new_run_id() -> String {
 
 /// Finds the step at `path` (`2.1` → steps[1].children[0]).
 pub fn find_step_mut<'a>(steps: &'a mut [StepRun], path: &str) -> Option<&'a mut StepRun> {
-    let mut indices = path.split('.').map(|i| i.parse::<usize>().ok()?.checked_sub(1));
+    let mut indices = path
+        .split('.')
+        .map(|i| i.parse::<usize>().ok()?.checked_sub(1));
     let first = indices.next()??;
     let mut node = steps.get_mut(first)?;
     for index in indices {
@@ -211,7 +216,11 @@ mod tests {
         let id = new_run_id();
         assert_eq!(id.len(), 12);
         assert!(id.starts_with("wfr_"));
-        assert!(id[4..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            id[4..]
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
     }
 
     #[test]

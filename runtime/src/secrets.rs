@@ -22,8 +22,9 @@ impl Secrets {
         let mut values = BTreeMap::new();
         for (name, source) in entries {
             let value = if let Some(var) = source.strip_prefix("env:") {
-                std::env::var(var)
-                    .map_err(|_| format!("secret `{name}`: environment variable `{var}` is not set"))?
+                std::env::var(var).map_err(|_| {
+                    format!("secret `{name}`: environment variable `{var}` is not set")
+                })?
             } else if let Some(path) = source.strip_prefix("file:") {
                 std::fs::read_to_string(path)
                     .map_err(|e| format!("secret `{name}`: cannot read `{path}`: {e}"))?
@@ -133,7 +134,10 @@ mod tests {
         let r = Redactor::new(["s3cr3t/value+x"].into_iter());
         let b64 = base64::engine::general_purpose::STANDARD.encode("s3cr3t/value+x");
         let text = format!("a s3cr3t/value+x b {b64} c s3cr3t%2Fvalue%2Bx");
-        assert_eq!(r.redact(&text), "a *** b ***= c ***".replace("***=", if b64.ends_with('=') { "***=" } else { "***" }));
+        assert_eq!(
+            r.redact(&text),
+            "a *** b ***= c ***".replace("***=", if b64.ends_with('=') { "***=" } else { "***" })
+        );
     }
 
     #[test]

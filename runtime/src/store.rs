@@ -120,9 +120,12 @@ impl Store {
         let mut lines = Vec::new();
         for entry in self.logs.scan_prefix(prefix.as_bytes()) {
             let (key, value) = entry?;
-            let (path_part, seq) = key[run_id.len() + 1..].split_at(key.len() - run_id.len() - 1 - 8);
+            let (path_part, seq) =
+                key[run_id.len() + 1..].split_at(key.len() - run_id.len() - 1 - 8);
             let seq = u64::from_be_bytes(seq.try_into()?);
-            let step_path = String::from_utf8_lossy(path_part).trim_end_matches('/').to_string();
+            let step_path = String::from_utf8_lossy(path_part)
+                .trim_end_matches('/')
+                .to_string();
             // `2.1` must not match `2.10`.
             if let Some(p) = path
                 && step_path != p

@@ -8,14 +8,23 @@ use crate::workflow::{Step, StepKind, Workflow, template};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-pub fn check_references(workflow: &Workflow, registry: &Registry, projects: &Projects) -> Vec<Diagnostic> {
+pub fn check_references(
+    workflow: &Workflow,
+    registry: &Registry,
+    projects: &Projects,
+) -> Vec<Diagnostic> {
     let mut ids = BTreeSet::new();
     let mut errors = Vec::new();
     workflow.walk(&mut |step| {
         if let Some(id) = &step.id
             && !ids.insert(id.clone())
         {
-            errors.push(diag(workflow, step, format!("step id `{id}` is used twice"), Some("give every step a unique `id`".into())));
+            errors.push(diag(
+                workflow,
+                step,
+                format!("step id `{id}` is used twice"),
+                Some("give every step a unique `id`".into()),
+            ));
         }
     });
     let installed: Vec<&str> = registry.step_plugin_names().collect();
@@ -30,13 +39,17 @@ pub fn check_references(workflow: &Workflow, registry: &Registry, projects: &Pro
         match &step.kind {
             StepKind::Plugin { uses, with } => {
                 check_plugin(workflow, step, uses, &installed, &mut errors);
-                collect_strings(with, "with", &mut |path, s| templates.push((path, s, false)));
+                collect_strings(with, "with", &mut |path, s| {
+                    templates.push((path, s, false))
+                });
             }
             StepKind::Condition { condition, .. } => {
                 templates.push(("if".into(), condition, true));
                 check_plugin(workflow, step, "condition", &installed, &mut errors);
             }
-            StepKind::Change { targets, action, .. } => {
+            StepKind::Change {
+                targets, action, ..
+            } => {
                 for target in targets {
                     if template::is_template(target) {
                         templates.push(("target".into(), target, false));
@@ -57,9 +70,18 @@ pub fn check_references(workflow: &Workflow, registry: &Registry, projects: &Pro
             _ => {}
         }
         for (field, text, is_expression) in templates {
-            let checked = if is_expression { template::check_expression(text) } else { template::check_template(text) };
+            let checked = if is_expression {
+                template::check_expression(text)
+            } else {
+                template::check_template(text)
+            };
             if let Err(e) = checked {
-                errors.push(diag(workflow, step, format!("invalid template in `{field}`: {e}"), None));
+                errors.push(diag(
+                    workflow,
+                    step,
+                    format!("invalid template in `{field}`: {e}"),
+                    None,
+                ));
                 continue;
             }
             for var in template::variables(text, is_expression) {
@@ -69,8 +91,14 @@ pub fn check_references(workflow: &Workflow, registry: &Registry, projects: &Pro
                 }
                 let Some(id) = parts.next() else { continue };
                 if !ids.contains(id) {
-                    let hint = did_you_mean(id, ids.iter().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
-                    errors.push(diag(workflow, step, format!("`{field}` refers to `steps.{id}`, but no step has `id: {id}`"), hint));
+                    let hint = did_you_mean(id, ids.iter().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?"));
+                    errors.push(diag(
+                        workflow,
+                        step,
+                        format!("`{field}` refers to `steps.{id}`, but no step has `id: {id}`"),
+                        hint,
+                    ));
                 }
             }
         }
@@ -78,26 +106,51 @@ pub fn check_references(workflow: &Workflow, registry: &Registry, projects: &Pro
     errors
 }
 
-fn check_plugin(workflow: &Workflow, step: &Step, uses: &str, installed: &[&str], errors: &mut Vec<Diagnostic>) {
+fn check_plugin(
+    workflow: &Workflow,
+    step: &Step,
+    uses: &str,
+    installed: &[&str],
+    errors: &mut Vec<Diagnostic>,
+) {
     if installed.contains(&uses) {
         return;
     }
     let hint = match did_you_mean(uses, installed.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
-        None => format!("installed step plugins: {}; add others with --plugins DIR", installed.join(", ")),
+        None => format!(
+            "installed step plugins: {}; add others with --plugins DIR",
+            installed.join(", ")
+        ),
     };
-    errors.push(diag(workflow, step, format!("plugin `{uses}` is not installed"), Some(hint)));
+    errors.push(diag(
+        workflow,
+        step,
+        format!("plugin `{uses}` is not installed"),
+        Some(hint),
+    ));
 }
 
 fn collect_strings<'a>(value: &'a Value, path: &str, out: &mut dyn FnMut(String, &'a str)) {
     match value {
         Value::String(s) if template::is_template(s) => out(path.to_string(), s),
-        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| collect_strings(v, &format!("{path}[{i}]"), out)),
-        Value::Object(map) => map.iter().for_each(|(k, v)| collect_strings(v, &format!("{path}.{k}"), out)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| collect_strings(v, &format!("{path}[{i}]"), out)),
+        Value::Object(map) => map
+            .iter()
+            .for_each(|(k, v)| collect_strings(v, &format!("{path}.{k}"), out)),
         _ => {}
     }
 }
 
 fn diag(workflow: &Workflow, step: &Step, message: String, hint: Option<String>) -> Diagnostic {
-    Diagnostic { file: workflow.file.clone(), location: step.location, yaml_path: step.yaml_path.clone(), message, hint }
+    Diagnostic {
+        file: workflow.file.clone(),
+        location: step.location,
+        yaml_path: step.yaml_path.clone(),
+        message,
+        hint,
+    }
 }

@@ -38,8 +38,24 @@ pub fn load(file: &str, text: &str) -> Result<Node, Diagnostic> {
 }
 
 pub fn location(node: &Node) -> Location {
+    // Block mappings and sequences may carry no span of their own; their first entry starts them.
+    if node.span.start.line() == 0 {
+        match &node.data {
+            YamlDataOwned::Mapping(map) => {
+                if let Some((key, _)) = map.iter().next() {
+                    return location(key);
+                }
+            }
+            YamlDataOwned::Sequence(seq) => {
+                if let Some(first) = seq.first() {
+                    return location(first);
+                }
+            }
+            _ => {}
+        }
+    }
     Location {
-        line: node.span.start.line(),
+        line: node.span.start.line().max(1),
         column: node.span.start.col() + 1,
     }
 }

@@ -1,1 +1,8 @@
+//! End-to-end tests: the real binary, real wasm plugins, real sled files, real processes.
 
+mod support;
+
+mod execution;
+mod failures;
+mod projects;
+mod validation;

@@ -200,7 +200,9 @@ impl Step for ScriptStep {
                     .to_string_lossy()
                     .into_owned(),
             ),
-            (None, None) => unreachable!("checked by validate"),
+            (None, None) => {
+                return Err("set `run` (an inline script) or `file` (a script path)".into());
+            }
         };
         let args = config
             .args

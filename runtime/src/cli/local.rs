@@ -18,7 +18,13 @@ use std::sync::Arc;
 /// Exit code for input the user must fix (bad YAML, unknown plugin…), as opposed to a failed run.
 const EXIT_INVALID: u8 = 2;
 
-pub async fn run(file: &Path, project: Option<&Path>, set: &[String], output: Output, local: &LocalOpts) -> Result<ExitCode> {
+pub async fn run(
+    file: &Path,
+    project: Option<&Path>,
+    set: &[String],
+    output: Output,
+    local: &LocalOpts,
+) -> Result<ExitCode> {
     let overrides = parse_overrides(set)?;
     let registry = load_registry(local.plugins.as_deref())?;
     let projects = load_projects(project)?;
@@ -31,7 +37,8 @@ pub async fn run(file: &Path, project: Option<&Path>, set: &[String], output: Ou
         None => Config::default(),
     };
     let secrets = Secrets::resolve(&config.secrets).map_err(|e| anyhow!(e))?;
-    let store = Store::open(&local.data).context("is a daemon or another run using this data directory? pass --data DIR")?;
+    let store = Store::open(&local.data)
+        .context("is a daemon or another run using this data directory? pass --data DIR")?;
     let runtime = Runtime::new(Some(local.data.join("plugin-cache")))?;
     let engine = Arc::new(Engine {
         runtime: Arc::new(runtime),
@@ -41,8 +48,16 @@ pub async fn run(file: &Path, project: Option<&Path>, set: &[String], output: Ou
         secrets,
         workspaces: local.data.join("workspaces"),
     });
-    let label = workflow.name.clone().unwrap_or_else(|| file.file_stem().unwrap_or_default().to_string_lossy().into_owned());
-    let source_dir = file.canonicalize().ok().and_then(|f| f.parent().map(Path::to_path_buf));
+    let label = workflow.name.clone().unwrap_or_else(|| {
+        file.file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    });
+    let source_dir = file
+        .canonicalize()
+        .ok()
+        .and_then(|f| f.parent().map(Path::to_path_buf));
     let run = engine
         .run(RunRequest {
             workflow: Arc::new(workflow),
@@ -55,7 +70,11 @@ pub async fn run(file: &Path, project: Option<&Path>, set: &[String], output: Ou
         })
         .await?;
     print_run(&run, output)?;
-    Ok(if run.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if run.status == RunStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 pub fn validate(file: &Path, project: Option<&Path>, plugins: Option<&Path>) -> Result<ExitCode> {
@@ -82,8 +101,18 @@ pub fn runs_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
         Output::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
         Output::Text => {
             for run in runs {
-                let took = run.duration_ms.map(crate::render::duration).unwrap_or_default();
-                println!("{}  {:<10} {:<8} {}  {}", run.id, format!("{:?}", run.status).to_lowercase(), took, run.created_at.format("%Y-%m-%d %H:%M:%S"), run.workflow);
+                let took = run
+                    .duration_ms
+                    .map(crate::render::duration)
+                    .unwrap_or_default();
+                println!(
+                    "{}  {:<10} {:<8} {}  {}",
+                    run.id,
+                    format!("{:?}", run.status).to_lowercase(),
+                    took,
+                    run.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    run.workflow
+                );
             }
         }
     }
@@ -92,17 +121,24 @@ pub fn runs_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
 
 pub fn runs_show(id: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
     let store = Store::open(&local.data)?;
-    let run = store.load_run(id)?.ok_or_else(|| anyhow!("no run `{id}` in {}", local.data.display()))?;
+    let run = store
+        .load_run(id)?
+        .ok_or_else(|| anyhow!("no run `{id}` in {}", local.data.display()))?;
     print_run(&run, output)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn runs_logs(id: &str, step: Option<&str>, local: &LocalOpts) -> Result<ExitCode> {
     let store = Store::open(&local.data)?;
-    let run = store.load_run(id)?.ok_or_else(|| anyhow!("no run `{id}` in {}", local.data.display()))?;
+    let run = store
+        .load_run(id)?
+        .ok_or_else(|| anyhow!("no run `{id}` in {}", local.data.display()))?;
     let path = match step {
         None => None,
-        Some(s) => Some(find_step_path(&run.steps, s).ok_or_else(|| anyhow!("run `{id}` has no step with path or id `{s}`"))?),
+        Some(s) => Some(
+            find_step_path(&run.steps, s)
+                .ok_or_else(|| anyhow!("run `{id}` has no step with path or id `{s}`"))?,
+        ),
     };
     for (path, line) in store.logs(id, path.as_deref())? {
         println!("[{path}] {}: {}", line.stream, line.text);
@@ -122,7 +158,14 @@ pub fn plugins_list(plugins: Option<&Path>, output: Output) -> Result<ExitCode> 
         }
         Output::Text => {
             for p in registry.all() {
-                println!("{:<12} {:<8} {:<9} sha256:{}  {}", p.name(), p.manifest.version, format!("{:?}", p.manifest.kind).to_lowercase(), &p.digest[..12], p.manifest.description);
+                println!(
+                    "{:<12} {:<8} {:<9} sha256:{}  {}",
+                    p.name(),
+                    p.manifest.version,
+                    format!("{:?}", p.manifest.kind).to_lowercase(),
+                    &p.digest[..12],
+                    p.manifest.description
+                );
             }
         }
     }
@@ -148,7 +191,11 @@ fn print_run(run: &crate::runs::Run, output: Output) -> Result<()> {
 }
 
 /// Parses and checks a workflow; on problems prints them and returns the exit code to use.
-fn load_workflow(file: &Path, registry: &Registry, projects: &Projects) -> std::result::Result<Workflow, ExitCode> {
+fn load_workflow(
+    file: &Path,
+    registry: &Registry,
+    projects: &Projects,
+) -> std::result::Result<Workflow, ExitCode> {
     let name = file.display().to_string();
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
@@ -195,8 +242,13 @@ fn parse_overrides(set: &[String]) -> Result<Map<String, Value>> {
         let Some((key, value)) = item.split_once('=') else {
             bail!("--set `{item}`: write KEY=VALUE");
         };
-        let parsed: Value = serde_yaml::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
-        let parsed = if parsed.is_null() && !value.is_empty() && value != "null" { Value::String(value.to_string()) } else { parsed };
+        let parsed: Value =
+            serde_yaml::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        let parsed = if parsed.is_null() && !value.is_empty() && value != "null" {
+            Value::String(value.to_string())
+        } else {
+            parsed
+        };
         map.insert(key.trim().to_string(), parsed);
     }
     Ok(map)

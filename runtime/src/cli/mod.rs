@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "wasmops", version, about = "Operations workflows whose every step is a sandboxed WebAssembly component")]
+#[command(
+    name = "wasmops",
+    version,
+    about = "Operations workflows whose every step is a sandboxed WebAssembly component"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -112,11 +116,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WASMOPS_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("WASMOPS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -125,15 +133,29 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { file, project, set, output, local } => local::run(&file, project.as_deref(), &set, output, &local).await,
-            Command::Validate { file, project, plugins } => local::validate(&file, project.as_deref(), plugins.as_deref()),
+            Command::Run {
+                file,
+                project,
+                set,
+                output,
+                local,
+            } => local::run(&file, project.as_deref(), &set, output, &local).await,
+            Command::Validate {
+                file,
+                project,
+                plugins,
+            } => local::validate(&file, project.as_deref(), plugins.as_deref()),
             Command::Runs { command } => match command {
                 RunsCommand::List { local, output } => local::runs_list(&local, output),
                 RunsCommand::Show { id, local, output } => local::runs_show(&id, &local, output),
-                RunsCommand::Logs { id, step, local } => local::runs_logs(&id, step.as_deref(), &local),
+                RunsCommand::Logs { id, step, local } => {
+                    local::runs_logs(&id, step.as_deref(), &local)
+                }
             },
             Command::Plugins { command } => match command {
-                PluginsCommand::List { plugins, output } => local::plugins_list(plugins.as_deref(), output),
+                PluginsCommand::List { plugins, output } => {
+                    local::plugins_list(plugins.as_deref(), output)
+                }
             },
         }
     });

@@ -3,8 +3,8 @@
 
 use super::plan::{Action, Node, Planner, Scope};
 use super::{Engine, RunRequest};
-use crate::plugins::host::{self, CallContext, CallLimits, Op, OpResult, StepRequest, WitOutcome};
 use crate::plugins::exec::ExecPolicy;
+use crate::plugins::host::{self, CallContext, CallLimits, Op, OpResult, StepRequest, WitOutcome};
 use crate::runs::{Run, RunStatus, StepRun, StepStatus, find_step_mut};
 use crate::secrets::{Redactor, Secrets};
 use crate::steplog::StepLog;
@@ -33,14 +33,21 @@ struct RunState {
     by_id: Map<String, Value>,
 }
 
-pub(super) async fn execute(engine: Arc<Engine>, run: &mut Run, req: RunRequest) -> anyhow::Result<()> {
+pub(super) async fn execute(
+    engine: Arc<Engine>,
+    run: &mut Run,
+    req: RunRequest,
+) -> anyhow::Result<()> {
     let workspace = engine.workspaces.join(&run.id);
     std::fs::create_dir_all(&workspace)?;
 
     let mut top = req.workflow.properties.clone();
     crate::project::merge(&mut top, &req.overrides);
     let mut base = top.clone();
-    base.insert("run".into(), json!({"id": run.id, "workflow": run.workflow, "version": run.version}));
+    base.insert(
+        "run".into(),
+        json!({"id": run.id, "workflow": run.workflow, "version": run.version}),
+    );
     base.insert("trigger".into(), serde_json::to_value(&req.trigger.inputs)?);
     base.insert("steps".into(), json!({}));
     base.insert("secrets".into(), engine.secrets.as_json());
@@ -49,8 +56,15 @@ pub(super) async fn execute(engine: Arc<Engine>, run: &mut Run, req: RunRequest)
     run.status = RunStatus::Running;
     run.started_at = Some(Utc::now());
 
-    let planner = Planner { projects: &engine.projects, context: &Value::Object(base.clone()), overrides: &req.overrides };
-    let root_scope = Arc::new(Scope { properties: top, dir: req.source_dir.clone() });
+    let planner = Planner {
+        projects: &engine.projects,
+        context: &Value::Object(base.clone()),
+        overrides: &req.overrides,
+    };
+    let root_scope = Arc::new(Scope {
+        properties: top,
+        dir: req.source_dir.clone(),
+    });
     let nodes = match planner.plan(&req.workflow.steps, &root_scope) {
         Ok(nodes) => nodes,
         Err(e) => {
@@ -72,15 +86,27 @@ pub(super) async fn execute(engine: Arc<Engine>, run: &mut Run, req: RunRequest)
         workspace: workspace.clone(),
         source_dir: req.source_dir,
         base,
-        state: Mutex::new(RunState { steps: run.steps.clone(), by_id: Map::new() }),
+        state: Mutex::new(RunState {
+            steps: run.steps.clone(),
+            by_id: Map::new(),
+        }),
     });
     let ok = run_group(&ctx, &nodes, RunAs::Sequential).await;
     run.steps = ctx.state.lock().unwrap().steps.clone();
-    run.status = if ok { RunStatus::Succeeded } else { RunStatus::Failed };
+    run.status = if ok {
+        RunStatus::Succeeded
+    } else {
+        RunStatus::Failed
+    };
     finish(&engine, run, started, &workspace).await
 }
 
-async fn finish(engine: &Engine, run: &mut Run, started: Instant, workspace: &std::path::Path) -> anyhow::Result<()> {
+async fn finish(
+    engine: &Engine,
+    run: &mut Run,
+    started: Instant,
+    workspace: &std::path::Path,
+) -> anyhow::Result<()> {
     run.finished_at = Some(Utc::now());
     run.duration_ms = Some(started.elapsed().as_millis() as u64);
     engine.store.put_run(run)?;
@@ -132,7 +158,8 @@ fn run_node(ctx: Arc<RunCtx>, node: Arc<Node>) -> futures::future::BoxFuture<'st
             match template::evaluate(when, &ctx.template_context(&node.scope)) {
                 Ok(v) if template::is_truthy(&v) => {}
                 Ok(_) => {
-                    ctx.skip_tree(&node, &format!("skipped: `{when}` is false")).await;
+                    ctx.skip_tree(&node, &format!("skipped: `{when}` is false"))
+                        .await;
                     return StepStatus::Skipped;
                 }
                 Err(e) => {
@@ -154,13 +181,20 @@ fn run_node(ctx: Arc<RunCtx>, node: Arc<Node>) -> futures::future::BoxFuture<'st
             })
             .await;
             let result = match node.step.timeout {
-                Some(limit) => match tokio::time::timeout(limit, run_action(&ctx, &node, attempt, Some(limit))).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        ctx.cancel_running(&node).await;
-                        Err(format!("timed out after {}", humantime::format_duration(limit)))
+                Some(limit) => {
+                    match tokio::time::timeout(limit, run_action(&ctx, &node, attempt, Some(limit)))
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => {
+                            ctx.cancel_running(&node).await;
+                            Err(format!(
+                                "timed out after {}",
+                                humantime::format_duration(limit)
+                            ))
+                        }
                     }
-                },
+                }
                 None => run_action(&ctx, &node, attempt, None).await,
             };
             let elapsed = started.elapsed();
@@ -171,7 +205,14 @@ fn run_node(ctx: Arc<RunCtx>, node: Arc<Node>) -> futures::future::BoxFuture<'st
                 }
                 Err(e) if attempt < retry.attempts => {
                     let delay = retry.delay_before(attempt + 1);
-                    ctx.log(&node, "warn", &format!("attempt {attempt} failed: {e}; retrying in {}", humantime::format_duration(delay)));
+                    ctx.log(
+                        &node,
+                        "warn",
+                        &format!(
+                            "attempt {attempt} failed: {e}; retrying in {}",
+                            humantime::format_duration(delay)
+                        ),
+                    );
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
@@ -191,7 +232,12 @@ struct Done {
     outputs: Map<String, Value>,
 }
 
-async fn run_action(ctx: &Arc<RunCtx>, node: &Arc<Node>, attempt: u32, timeout: Option<Duration>) -> Result<Done, String> {
+async fn run_action(
+    ctx: &Arc<RunCtx>,
+    node: &Arc<Node>,
+    attempt: u32,
+    timeout: Option<Duration>,
+) -> Result<Done, String> {
     match &node.action {
         Action::Group(run_as) => {
             if run_group(ctx, &node.children, *run_as).await {
@@ -233,9 +279,22 @@ async fn run_action(ctx: &Arc<RunCtx>, node: &Arc<Node>, attempt: u32, timeout: 
 fn render_config(with: &Value, context: &Value) -> Result<Value, String> {
     fn go(value: &Value, path: &str, context: &Value) -> Result<Value, String> {
         Ok(match value {
-            Value::String(s) => Value::String(template::render(s, context).map_err(|e| format!("template error in `{path}`: {e}"))?),
-            Value::Array(items) => Value::Array(items.iter().enumerate().map(|(i, v)| go(v, &format!("{path}[{i}]"), context)).collect::<Result<_, _>>()?),
-            Value::Object(map) => Value::Object(map.iter().map(|(k, v)| Ok((k.clone(), go(v, &format!("{path}.{k}"), context)?))).collect::<Result<_, String>>()?),
+            Value::String(s) => Value::String(
+                template::render(s, context)
+                    .map_err(|e| format!("template error in `{path}`: {e}"))?,
+            ),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| go(v, &format!("{path}[{i}]"), context))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), go(v, &format!("{path}.{k}"), context)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
             other => other.clone(),
         })
     }
@@ -244,10 +303,20 @@ fn render_config(with: &Value, context: &Value) -> Result<Value, String> {
 
 fn group_summary(ctx: &RunCtx, node: &Node) -> String {
     let state = ctx.state.lock().unwrap();
-    let Some(record) = find(&state.steps, &node.path) else { return String::new() };
+    let Some(record) = find(&state.steps, &node.path) else {
+        return String::new();
+    };
     let total = record.children.len();
-    let ok = record.children.iter().filter(|c| c.status == StepStatus::Succeeded).count();
-    let skipped = record.children.iter().filter(|c| c.status == StepStatus::Skipped).count();
+    let ok = record
+        .children
+        .iter()
+        .filter(|c| c.status == StepStatus::Succeeded)
+        .count();
+    let skipped = record
+        .children
+        .iter()
+        .filter(|c| c.status == StepStatus::Skipped)
+        .count();
     match skipped {
         0 => format!("{ok}/{total} steps succeeded"),
         s => format!("{ok}/{total} steps succeeded, {s} skipped"),
@@ -257,13 +326,21 @@ fn group_summary(ctx: &RunCtx, node: &Node) -> String {
 fn group_failure(ctx: &RunCtx, node: &Node) -> String {
     let state = ctx.state.lock().unwrap();
     let failed: Vec<String> = find(&state.steps, &node.path)
-        .map(|r| r.children.iter().filter(|c| c.status == StepStatus::Failed).map(|c| format!("{} {}", c.path, c.name)).collect())
+        .map(|r| {
+            r.children
+                .iter()
+                .filter(|c| c.status == StepStatus::Failed)
+                .map(|c| format!("{} {}", c.path, c.name))
+                .collect()
+        })
         .unwrap_or_default();
     format!("failed: {}", failed.join(", "))
 }
 
 fn find<'a>(steps: &'a [StepRun], path: &str) -> Option<&'a StepRun> {
-    let mut indices = path.split('.').map(|i| i.parse::<usize>().ok().and_then(|i| i.checked_sub(1)));
+    let mut indices = path
+        .split('.')
+        .map(|i| i.parse::<usize>().ok().and_then(|i| i.checked_sub(1)));
     let mut node = steps.get(indices.next()??)?;
     for index in indices {
         node = node.children.get(index?)?;
@@ -275,7 +352,10 @@ impl RunCtx {
     fn template_context(&self, scope: &Scope) -> Value {
         let mut ctx = self.base.clone();
         ctx.insert("properties".into(), Value::Object(scope.properties.clone()));
-        ctx.insert("steps".into(), Value::Object(self.state.lock().unwrap().by_id.clone()));
+        ctx.insert(
+            "steps".into(),
+            Value::Object(self.state.lock().unwrap().by_id.clone()),
+        );
         Value::Object(ctx)
     }
 
@@ -283,7 +363,9 @@ impl RunCtx {
     async fn update(&self, path: &str, change: impl FnOnce(&mut StepRun)) {
         let record = {
             let mut state = self.state.lock().unwrap();
-            let Some(step) = find_step_mut(&mut state.steps, path) else { return };
+            let Some(step) = find_step_mut(&mut state.steps, path) else {
+                return;
+            };
             change(step);
             step.shallow()
         };
@@ -302,8 +384,15 @@ impl RunCtx {
     }
 
     fn log(&self, node: &Node, stream: &str, text: &str) {
-        let line = crate::steplog::LogLine { ts: Utc::now().timestamp_millis(), stream: stream.into(), text: self.redactor.redact(text) };
-        let _ = self.engine.store.append_logs(&self.run_id, &node.path, &[line]);
+        let line = crate::steplog::LogLine {
+            ts: Utc::now().timestamp_millis(),
+            stream: stream.into(),
+            text: self.redactor.redact(text),
+        };
+        let _ = self
+            .engine
+            .store
+            .append_logs(&self.run_id, &node.path, &[line]);
     }
 
     async fn complete(&self, node: &Node, done: Done, elapsed: Duration) {
@@ -335,7 +424,10 @@ impl RunCtx {
     async fn fail_after(&self, node: &Node, error: String, attempts: u32, elapsed: Duration) {
         let error = self.redactor.redact(&error);
         if let Some(id) = &node.step.id {
-            self.state.lock().unwrap().by_id.insert(id.clone(), json!({"outputs": {}, "status": "failed", "summary": null}));
+            self.state.lock().unwrap().by_id.insert(
+                id.clone(),
+                json!({"outputs": {}, "status": "failed", "summary": null}),
+            );
         }
         self.update(&node.path, |s| {
             s.status = StepStatus::Failed;
@@ -389,7 +481,14 @@ impl RunCtx {
         self.persist(&records).await;
     }
 
-    async fn call_plugin(&self, node: &Node, uses: &str, config: Value, attempt: u32, step_timeout: Option<Duration>) -> Result<Done, String> {
+    async fn call_plugin(
+        &self,
+        node: &Node,
+        uses: &str,
+        config: Value,
+        attempt: u32,
+        step_timeout: Option<Duration>,
+    ) -> Result<Done, String> {
         let engine = &self.engine;
         let plugin = engine.registry.get(uses).ok_or_else(|| {
             let known: Vec<&str> = engine.registry.step_plugin_names().collect();
@@ -398,15 +497,27 @@ impl RunCtx {
                 .unwrap_or_else(|| format!("; installed: {}", known.join(", ")));
             format!("unknown plugin `{uses}`{hint}")
         })?;
-        let manifest_timeout = plugin.manifest.timeout().unwrap_or(crate::plugins::manifest::DEFAULT_TIMEOUT);
+        let manifest_timeout = plugin
+            .manifest
+            .timeout()
+            .unwrap_or(crate::plugins::manifest::DEFAULT_TIMEOUT);
         let wall = step_timeout.map_or(manifest_timeout, |t| t.min(manifest_timeout));
         let log = StepLog::new(self.redactor.clone());
-        let granted_env = plugin.grants.env.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v))).collect();
+        let granted_env = plugin
+            .grants
+            .env
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+            .collect();
         let secrets = granted_secrets(&engine.secrets, &plugin.grants.secrets);
         let call = Arc::new(CallContext {
             plugin: plugin.name().to_string(),
             log: log.clone(),
-            exec: ExecPolicy { programs: plugin.grants.programs.clone(), workspace: self.workspace.clone(), env: granted_env },
+            exec: ExecPolicy {
+                programs: plugin.grants.programs.clone(),
+                workspace: self.workspace.clone(),
+                env: granted_env,
+            },
             secrets,
             deadline: Instant::now() + wall,
         });
@@ -423,9 +534,20 @@ impl RunCtx {
             attempt,
             idempotency_key: format!("{}/{}", self.run_id, node.path),
             workspace: self.workspace.to_string_lossy().into_owned(),
-            source_dir: node.scope.dir.as_ref().or(self.source_dir.as_ref()).map(|d| d.to_string_lossy().into_owned()),
+            source_dir: node
+                .scope
+                .dir
+                .as_ref()
+                .or(self.source_dir.as_ref())
+                .map(|d| d.to_string_lossy().into_owned()),
         };
-        let limits = CallLimits { memory: plugin.manifest.memory_limit().unwrap_or(crate::plugins::manifest::DEFAULT_MEMORY), wall };
+        let limits = CallLimits {
+            memory: plugin
+                .manifest
+                .memory_limit()
+                .unwrap_or(crate::plugins::manifest::DEFAULT_MEMORY),
+            wall,
+        };
         let result = host::call(&engine.runtime, &plugin, call, limits, Op::Run(request)).await;
         let lines = log.drain();
         if let Err(e) = engine.store.append_logs(&self.run_id, &node.path, &lines) {
@@ -436,11 +558,20 @@ impl RunCtx {
                 let outputs = match serde_json::from_str::<Value>(&result.outputs) {
                     Ok(Value::Object(map)) => map,
                     Ok(Value::Null) => Map::new(),
-                    Ok(_) | Err(_) => return Err(format!("plugin `{uses}` returned outputs that are not a JSON object")),
+                    Ok(_) | Err(_) => {
+                        return Err(format!(
+                            "plugin `{uses}` returned outputs that are not a JSON object"
+                        ));
+                    }
                 };
-                Ok(Done { summary: result.summary, outputs })
+                Ok(Done {
+                    summary: result.summary,
+                    outputs,
+                })
             }
-            OpResult::Outcome(Ok(WitOutcome::Waiting(_))) => Err(format!("plugin `{uses}` asked to wait; waiting steps need the daemon (`wasmops up`)")),
+            OpResult::Outcome(Ok(WitOutcome::Waiting(_))) => Err(format!(
+                "plugin `{uses}` asked to wait; waiting steps need the daemon (`wasmops up`)"
+            )),
             OpResult::Outcome(Err(e)) => Err(e),
             _ => Err(format!("plugin `{uses}` answered the wrong call")),
         }
@@ -448,7 +579,9 @@ impl RunCtx {
 }
 
 fn granted_secrets(secrets: &Secrets, patterns: &[String]) -> Vec<(String, String)> {
-    let Value::Object(all) = secrets.as_json() else { return Vec::new() };
+    let Value::Object(all) = secrets.as_json() else {
+        return Vec::new();
+    };
     all.into_iter()
         .filter(|(k, _)| Secrets::is_granted(patterns, k))
         .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))

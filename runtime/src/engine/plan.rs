@@ -19,8 +19,13 @@ pub struct Scope {
 pub enum Action {
     /// Children run as a group (stages, change steps, targets).
     Group(RunAs),
-    Plugin { uses: String, with: Value },
-    Condition { condition: String },
+    Plugin {
+        uses: String,
+        with: Value,
+    },
+    Condition {
+        condition: String,
+    },
     Wait,
     Workflow,
 }
@@ -87,31 +92,56 @@ impl Planner<'_> {
         record.branch = branch.map(str::to_string);
         let mut children = Vec::new();
         let action = match &step.kind {
-            StepKind::Stage { run_as, children: c } => {
+            StepKind::Stage {
+                run_as,
+                children: c,
+            } => {
                 children = self.plan_list(c, &path, scope, None)?;
                 record.run_as = Some(run_as_name(*run_as).into());
                 Action::Group(*run_as)
             }
             StepKind::Plugin { uses, with } => {
                 record.uses = Some(uses.clone());
-                Action::Plugin { uses: uses.clone(), with: with.clone() }
+                Action::Plugin {
+                    uses: uses.clone(),
+                    with: with.clone(),
+                }
             }
-            StepKind::Condition { condition, then, otherwise } => {
+            StepKind::Condition {
+                condition,
+                then,
+                otherwise,
+            } => {
                 children = self.plan_list(then, &path, scope, Some("then"))?;
                 let offset = children.len();
                 for (i, step) in otherwise.iter().enumerate() {
                     let child = child_path(&path, offset + i);
-                    children.push(Arc::new(self.plan_step(Arc::new(step.clone()), child, scope, Some("else"))?));
+                    children.push(Arc::new(self.plan_step(
+                        Arc::new(step.clone()),
+                        child,
+                        scope,
+                        Some("else"),
+                    )?));
                 }
-                Action::Condition { condition: condition.clone() }
+                Action::Condition {
+                    condition: condition.clone(),
+                }
             }
             StepKind::Wait { .. } => Action::Wait,
             StepKind::Workflow { target, .. } => {
                 record.target = Some(render(target)?);
                 Action::Workflow
             }
-            StepKind::Change { targets, fan_out, action, run_as } => {
-                let targets: Vec<String> = targets.iter().map(|t| render(t)).collect::<Result<_, _>>()?;
+            StepKind::Change {
+                targets,
+                fan_out,
+                action,
+                run_as,
+            } => {
+                let targets: Vec<String> = targets
+                    .iter()
+                    .map(|t| render(t))
+                    .collect::<Result<_, _>>()?;
                 if *fan_out {
                     record.run_as = Some(run_as_name(*run_as).into());
                     for (i, target) in targets.iter().enumerate() {
@@ -121,23 +151,53 @@ impl Planner<'_> {
                     Action::Group(*run_as)
                 } else {
                     let node = self.plan_target(&step, &targets[0], action, path)?;
-                    return Ok(Node { record: StepRun { name: record.name, id: record.id, branch: record.branch, ..node.record }, branch, ..node });
+                    return Ok(Node {
+                        record: StepRun {
+                            name: record.name,
+                            id: record.id,
+                            branch: record.branch,
+                            ..node.record
+                        },
+                        branch,
+                        ..node
+                    });
                 }
             }
         };
-        Ok(Node { path, step, action, scope: scope.clone(), branch, children, record })
+        Ok(Node {
+            path,
+            step,
+            action,
+            scope: scope.clone(),
+            branch,
+            children,
+            record,
+        })
     }
 
     /// One target of a change step: the action's steps with the asset's properties.
-    fn plan_target(&self, step: &Arc<Step>, target: &str, action: &str, path: String) -> Result<Node, String> {
+    fn plan_target(
+        &self,
+        step: &Arc<Step>,
+        target: &str,
+        action: &str,
+        path: String,
+    ) -> Result<Node, String> {
         let resolved = self
             .projects
             .resolve(target, action)
             .map_err(|e| format!("{} ({}): {e}", step.yaml_path, step_label(step)))?;
         let mut properties = resolved.properties;
         merge(&mut properties, self.overrides);
-        let scope = Arc::new(Scope { properties, dir: resolved.dir });
-        let mut record = StepRun::new(path.clone(), format!("{action} on {}", resolved.path), "change");
+        let scope = Arc::new(Scope {
+            properties,
+            dir: resolved.dir,
+        });
+        let mut record = StepRun::new(
+            path.clone(),
+            format!("{action} on {}", resolved.path),
+            "change",
+        );
         record.target = Some(resolved.path.clone());
         record.run_as = Some("sequential".into());
         let children = self.plan_list(&resolved.steps, &path, &scope, None)?;
@@ -194,7 +254,9 @@ fn default_name(step: &Step) -> String {
         StepKind::Plugin { uses, .. } => uses.clone(),
         StepKind::Stage { .. } => "Stage".into(),
         StepKind::Change { action, .. } => format!("Change: {action}"),
-        StepKind::Wait { approvers: Some(_), .. } => "Approval".into(),
+        StepKind::Wait {
+            approvers: Some(_), ..
+        } => "Approval".into(),
         StepKind::Wait { .. } => "Wait".into(),
         StepKind::Condition { .. } => "Condition".into(),
         StepKind::Workflow { target, .. } => format!("Workflow {target}"),

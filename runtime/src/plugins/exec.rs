@@ -62,7 +62,11 @@ impl ExecPolicy {
             format!(
                 "exec denied: program `{}` is not granted to this plugin (granted: {})",
                 req.program,
-                if granted.is_empty() { "none".to_string() } else { granted.join(", ") }
+                if granted.is_empty() {
+                    "none".to_string()
+                } else {
+                    granted.join(", ")
+                }
             )
         })?;
         let cwd = self.working_dir(req.cwd.as_deref())?;
@@ -76,7 +80,11 @@ impl ExecPolicy {
             .env("LANG", "C.UTF-8")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .envs(req.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if req.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if req.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group, so a timeout also stops what the program started.
@@ -109,7 +117,11 @@ impl ExecPolicy {
         let stdout = stdout.await.unwrap_or_default();
         let stderr = stderr.await.unwrap_or_default();
         Ok(ExecOutput {
-            exit_code: if timed_out { None } else { status.and_then(|s| s.code()) },
+            exit_code: if timed_out {
+                None
+            } else {
+                status.and_then(|s| s.code())
+            },
             timed_out,
             stdout,
             stderr,

@@ -130,10 +130,7 @@ impl wasmops::plugin::exec::Host for CallState {
         &mut self,
         cmd: wasmops::plugin::exec::Command,
     ) -> Result<wasmops::plugin::exec::Output, String> {
-        let remaining = self
-            .call
-            .deadline
-            .saturating_duration_since(Instant::now());
+        let remaining = self.call.deadline.saturating_duration_since(Instant::now());
         let timeout = cmd
             .timeout_ms
             .map(Duration::from_millis)
@@ -225,10 +222,13 @@ pub async fn call(
         let step = instance.wasmops_plugin_step();
         wasmtime::Result::Ok(match op {
             Op::Describe => OpResult::Info(step.call_describe(&mut store).await?),
-            Op::Validate(config) => OpResult::Validated(step.call_validate(&mut store, &config).await?),
+            Op::Validate(config) => {
+                OpResult::Validated(step.call_validate(&mut store, &config).await?)
+            }
             Op::Run(req) => OpResult::Outcome(step.call_run(&mut store, &req).await?),
             Op::Resume(req, state, decision) => OpResult::Outcome(
-                step.call_resume(&mut store, &req, &state, &decision).await?,
+                step.call_resume(&mut store, &req, &state, &decision)
+                    .await?,
             ),
         })
     };
@@ -246,10 +246,16 @@ pub async fn call(
 fn describe_trap(plugin: &str, err: wasmtime::Error, limits: &CallLimits) -> String {
     let text = format!("{err:#}");
     if text.contains("cpu time limit exceeded") {
-        return format!("plugin `{plugin}` exceeded its time limit ({})", humantime::format_duration(limits.wall));
+        return format!(
+            "plugin `{plugin}` exceeded its time limit ({})",
+            humantime::format_duration(limits.wall)
+        );
     }
     if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
-        return format!("plugin `{plugin}` exceeded its memory limit ({} MiB)", limits.memory >> 20);
+        return format!(
+            "plugin `{plugin}` exceeded its memory limit ({} MiB)",
+            limits.memory >> 20
+        );
     }
     // The first line names the trap; wasm backtraces follow and help plugin authors.
     let mut lines = text.lines();

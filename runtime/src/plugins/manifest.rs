@@ -162,8 +162,9 @@ timeout = "5m"
         assert_eq!(m.memory_limit().unwrap(), 64 << 20);
         assert_eq!(m.timeout().unwrap(), Duration::from_secs(300));
         assert_eq!(m.capabilities.files[0].mode, FileMode::Rw);
-        let err = Manifest::parse("name='x'\nversion='1'\nkind='step'\ncomponent='x.wasm'\nexe=['sh']\n")
-            .unwrap_err();
+        let err =
+            Manifest::parse("name='x'\nversion='1'\nkind='step'\ncomponent='x.wasm'\nexe=['sh']\n")
+                .unwrap_err();
         assert!(err.contains("unknown field `exe`"), "{err}");
     }
 }

@@ -110,7 +110,10 @@ impl Plugin {
     fn compile(&self, runtime: &Runtime) -> Result<Component, String> {
         let cached = runtime.cache_dir.as_ref().map(|dir| {
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            runtime.engine.precompile_compatibility_hash().hash(&mut hasher);
+            runtime
+                .engine
+                .precompile_compatibility_hash()
+                .hash(&mut hasher);
             dir.join(format!("{}-{:016x}.cwasm", self.digest, hasher.finish()))
         });
         if let Some(path) = &cached
@@ -147,7 +150,8 @@ impl Registry {
     pub fn builtin() -> Result<Registry, String> {
         let mut registry = Registry::default();
         for (toml, wasm) in BUILTIN_PLUGINS {
-            let manifest = Manifest::parse(toml).map_err(|e| format!("built-in plugin.toml: {e}"))?;
+            let manifest =
+                Manifest::parse(toml).map_err(|e| format!("built-in plugin.toml: {e}"))?;
             registry.insert(Plugin::new(manifest, Origin::Builtin, Arc::from(*wasm)));
         }
         Ok(registry)
@@ -186,12 +190,17 @@ impl Registry {
         let wasm = std::fs::read(&component_path)
             .map_err(|e| format!("{}: {e}", component_path.display()))?;
         let name = manifest.name.clone();
-        self.insert(Plugin::new(manifest, Origin::Directory(dir.to_path_buf()), wasm.into()));
+        self.insert(Plugin::new(
+            manifest,
+            Origin::Directory(dir.to_path_buf()),
+            wasm.into(),
+        ));
         Ok(name)
     }
 
     fn insert(&mut self, plugin: Plugin) {
-        self.plugins.insert(plugin.manifest.name.clone(), Arc::new(plugin));
+        self.plugins
+            .insert(plugin.manifest.name.clone(), Arc::new(plugin));
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {

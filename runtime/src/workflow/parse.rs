@@ -139,7 +139,12 @@ impl Parser<'_> {
                 "concurrency" => {
                     if let Some(n) = self.number(value, "concurrency") {
                         if n == 0 {
-                            self.error(value, "concurrency", "`concurrency` must be at least 1", None);
+                            self.error(
+                                value,
+                                "concurrency",
+                                "`concurrency` must be at least 1",
+                                None,
+                            );
                         } else {
                             wf.concurrency = n;
                         }
@@ -177,14 +182,23 @@ impl Parser<'_> {
 
     fn steps(&mut self, node: &Node, path: &str) -> Vec<Step> {
         if yaml::is_null(node) {
-            self.error(node, path, format!("`{}` is empty", last(path)), Some("add at least one step".into()));
+            self.error(
+                node,
+                path,
+                format!("`{}` is empty", last(path)),
+                Some("add at least one step".into()),
+            );
             return Vec::new();
         }
         let Some(items) = yaml::as_seq(node) else {
             self.error(
                 node,
                 path,
-                format!("`{}` is a list of steps, found {}", last(path), yaml::describe(node)),
+                format!(
+                    "`{}` is a list of steps, found {}",
+                    last(path),
+                    yaml::describe(node)
+                ),
                 Some("write each step on its own line starting with `- `".into()),
             );
             return Vec::new();
@@ -206,7 +220,12 @@ impl Parser<'_> {
             );
             return None;
         };
-        let get = |k: &str| entries.iter().find(|(key, ..)| key == k).map(|(_, _, v)| *v);
+        let get = |k: &str| {
+            entries
+                .iter()
+                .find(|(key, ..)| key == k)
+                .map(|(_, _, v)| *v)
+        };
         let has = |k: &str| get(k).is_some();
 
         let kind_name = match get("type") {
@@ -216,7 +235,12 @@ impl Parser<'_> {
                     let hint = did_you_mean(&t_str, STEP_TYPES.iter().copied())
                         .map(|s| format!("did you mean `{s}`?"))
                         .unwrap_or_else(|| format!("step types: {}", STEP_TYPES.join(", ")));
-                    self.error(t, &join(path, "type"), format!("unknown step type `{t_str}`"), Some(hint));
+                    self.error(
+                        t,
+                        &join(path, "type"),
+                        format!("unknown step type `{t_str}`"),
+                        Some(hint),
+                    );
                     return None;
                 }
                 t_str
@@ -227,7 +251,11 @@ impl Parser<'_> {
             },
         };
 
-        let allowed: Vec<&str> = COMMON_KEYS.iter().chain(kind_keys(&kind_name)).copied().collect();
+        let allowed: Vec<&str> = COMMON_KEYS
+            .iter()
+            .chain(kind_keys(&kind_name))
+            .copied()
+            .collect();
         for (key, key_node, _) in &entries {
             if allowed.contains(&key.as_str()) {
                 continue;
@@ -242,7 +270,10 @@ impl Parser<'_> {
                     key_node,
                     &join(path, key),
                     format!("`{key}` does not belong on a {kind_name} step"),
-                    Some(format!("`{key}` is a key of {} steps", owners.join(" and "))),
+                    Some(format!(
+                        "`{key}` is a key of {} steps",
+                        owners.join(" and ")
+                    )),
                 );
             } else {
                 self.unknown_key(key_node, key, path, all_step_keys());
@@ -254,7 +285,9 @@ impl Parser<'_> {
             id: get("id").and_then(|n| self.identifier(n, &join(path, "id"))),
             when: get("when").and_then(|n| self.expression(n, &join(path, "when"))),
             timeout: get("timeout").and_then(|n| self.duration(n, &join(path, "timeout"))),
-            retry: get("retry").map(|n| self.retry(n, &join(path, "retry"))).unwrap_or_default(),
+            retry: get("retry")
+                .map(|n| self.retry(n, &join(path, "retry")))
+                .unwrap_or_default(),
             continue_on_error: get("continue_on_error")
                 .and_then(|n| self.boolean(n, &join(path, "continue_on_error")))
                 .unwrap_or(false),
@@ -287,7 +320,12 @@ impl Parser<'_> {
                 let children = match get("children") {
                     Some(c) => self.steps(c, &join(path, "children")),
                     None => {
-                        self.error(node, path, "a stage needs `children`", Some("add a `children:` list of steps".into()));
+                        self.error(
+                            node,
+                            path,
+                            "a stage needs `children`",
+                            Some("add a `children:` list of steps".into()),
+                        );
                         Vec::new()
                     }
                 };
@@ -296,10 +334,18 @@ impl Parser<'_> {
             "change" => {
                 let (targets, fan_out) = match (get("target"), get("targets")) {
                     (Some(_), Some(t)) => {
-                        self.error(t, &join(path, "targets"), "give either `target` or `targets`, not both", None);
+                        self.error(
+                            t,
+                            &join(path, "targets"),
+                            "give either `target` or `targets`, not both",
+                            None,
+                        );
                         (Vec::new(), false)
                     }
-                    (Some(t), None) => (self.string(t, &join(path, "target")).into_iter().collect(), false),
+                    (Some(t), None) => (
+                        self.string(t, &join(path, "target")).into_iter().collect(),
+                        false,
+                    ),
                     (None, Some(t)) => (self.string_list(t, &join(path, "targets")), true),
                     (None, None) => {
                         self.error(
@@ -314,17 +360,35 @@ impl Parser<'_> {
                 let action = match get("action") {
                     Some(a) => self.string(a, &join(path, "action")).unwrap_or_default(),
                     None => {
-                        self.error(node, path, "a change step needs an `action`", Some("add `action: default` or another action of the asset's template".into()));
+                        self.error(
+                            node,
+                            path,
+                            "a change step needs an `action`",
+                            Some(
+                                "add `action: default` or another action of the asset's template"
+                                    .into(),
+                            ),
+                        );
                         String::new()
                     }
                 };
-                StepKind::Change { targets, fan_out, action, run_as: run_as(self, false) }
+                StepKind::Change {
+                    targets,
+                    fan_out,
+                    action,
+                    run_as: run_as(self, false),
+                }
             }
             "plugin" => {
                 let uses = match get("uses") {
                     Some(u) => self.string(u, &join(path, "uses")).unwrap_or_default(),
                     None => {
-                        self.error(node, path, "a plugin step needs `uses`", Some("add `uses: script` (or another installed plugin)".into()));
+                        self.error(
+                            node,
+                            path,
+                            "a plugin step needs `uses`",
+                            Some("add `uses: script` (or another installed plugin)".into()),
+                        );
                         String::new()
                     }
                 };
@@ -336,7 +400,15 @@ impl Parser<'_> {
                         }
                     }
                     Some(w) => {
-                        self.error(w, &join(path, "with"), format!("`with` is a mapping of settings, found {}", yaml::describe(w)), None);
+                        self.error(
+                            w,
+                            &join(path, "with"),
+                            format!(
+                                "`with` is a mapping of settings, found {}",
+                                yaml::describe(w)
+                            ),
+                            None,
+                        );
                         Value::Null
                     }
                     None => Value::Object(Default::default()),
@@ -344,43 +416,75 @@ impl Parser<'_> {
                 StepKind::Plugin { uses, with }
             }
             "wait" => {
-                let approvers = get("requires_approval_from").map(|n| self.approvers(n, &join(path, "requires_approval_from")));
+                let approvers = get("requires_approval_from")
+                    .map(|n| self.approvers(n, &join(path, "requires_approval_from")));
                 let on_timeout = match get("on_timeout") {
                     None => OnTimeout::Reject,
                     Some(n) => match yaml::as_str(n) {
                         Some("reject") => OnTimeout::Reject,
                         Some("approve") => OnTimeout::Approve,
                         _ => {
-                            self.error(n, &join(path, "on_timeout"), "`on_timeout` is `reject` or `approve`", None);
+                            self.error(
+                                n,
+                                &join(path, "on_timeout"),
+                                "`on_timeout` is `reject` or `approve`",
+                                None,
+                            );
                             OnTimeout::Reject
                         }
                     },
                 };
-                StepKind::Wait { approvers, on_timeout }
+                StepKind::Wait {
+                    approvers,
+                    on_timeout,
+                }
             }
             "condition" => {
                 let condition = match get("if") {
                     Some(n) => self.expression(n, &join(path, "if")).unwrap_or_default(),
                     None => {
-                        self.error(node, path, "a condition step needs `if`", Some("add `if: EXPRESSION`".into()));
+                        self.error(
+                            node,
+                            path,
+                            "a condition step needs `if`",
+                            Some("add `if: EXPRESSION`".into()),
+                        );
                         String::new()
                     }
                 };
                 let then = match get("then") {
                     Some(n) => self.steps(n, &join(path, "then")),
                     None => {
-                        self.error(node, path, "a condition step needs `then`", Some("add `then:` with the steps to run when the condition holds".into()));
+                        self.error(
+                            node,
+                            path,
+                            "a condition step needs `then`",
+                            Some(
+                                "add `then:` with the steps to run when the condition holds".into(),
+                            ),
+                        );
                         Vec::new()
                     }
                 };
-                let otherwise = get("else").map(|n| self.steps(n, &join(path, "else"))).unwrap_or_default();
-                StepKind::Condition { condition, then, otherwise }
+                let otherwise = get("else")
+                    .map(|n| self.steps(n, &join(path, "else")))
+                    .unwrap_or_default();
+                StepKind::Condition {
+                    condition,
+                    then,
+                    otherwise,
+                }
             }
             "workflow" => {
                 let target = match get("target") {
                     Some(t) => self.string(t, &join(path, "target")).unwrap_or_default(),
                     None => {
-                        self.error(node, path, "a workflow step needs a `target`", Some("add `target: /projects/P/workflows/W`".into()));
+                        self.error(
+                            node,
+                            path,
+                            "a workflow step needs a `target`",
+                            Some("add `target: /projects/P/workflows/W`".into()),
+                        );
                         String::new()
                     }
                 };
@@ -396,12 +500,22 @@ impl Parser<'_> {
                             })
                             .collect(),
                         _ => {
-                            self.error(n, &join(path, "property_overrides"), "`property_overrides` is a list of mappings", Some("write `- env: dev` for each child run".into()));
+                            self.error(
+                                n,
+                                &join(path, "property_overrides"),
+                                "`property_overrides` is a list of mappings",
+                                Some("write `- env: dev` for each child run".into()),
+                            );
                             Vec::new()
                         }
                     },
                 };
-                StepKind::Workflow { target, version, run_as: run_as(self, false), property_overrides }
+                StepKind::Workflow {
+                    target,
+                    version,
+                    run_as: run_as(self, false),
+                    property_overrides,
+                }
             }
             _ => unreachable!("kind names come from STEP_TYPES"),
         };
@@ -451,7 +565,16 @@ impl Parser<'_> {
         match yaml::scalar_text(node) {
             Some(s) => Some(s),
             None => {
-                self.error(node, path, format!("`{}` is a string, found {}", last(path), yaml::describe(node)), None);
+                self.error(
+                    node,
+                    path,
+                    format!(
+                        "`{}` is a string, found {}",
+                        last(path),
+                        yaml::describe(node)
+                    ),
+                    None,
+                );
                 None
             }
         }
@@ -459,7 +582,10 @@ impl Parser<'_> {
 
     fn identifier(&mut self, node: &Node, path: &str) -> Option<String> {
         let id = self.string(node, path)?;
-        let valid = id.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let valid = id
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             self.error(
@@ -481,7 +607,12 @@ impl Parser<'_> {
         let text = self.string(node, path)?;
         let expr = super::template::strip_braces(&text).to_string();
         if let Err(e) = super::template::check_expression(&expr) {
-            self.error(node, path, format!("invalid expression `{expr}`: {e}"), None);
+            self.error(
+                node,
+                path,
+                format!("invalid expression `{expr}`: {e}"),
+                None,
+            );
             return None;
         }
         Some(expr)
@@ -495,7 +626,12 @@ impl Parser<'_> {
                 .filter_map(|(i, n)| self.string(n, &format!("{path}[{i}]")))
                 .collect(),
             None => {
-                self.error(node, path, format!("`{}` is a list, found {}", last(path), yaml::describe(node)), None);
+                self.error(
+                    node,
+                    path,
+                    format!("`{}` is a list, found {}", last(path), yaml::describe(node)),
+                    None,
+                );
                 Vec::new()
             }
         }
@@ -506,7 +642,12 @@ impl Parser<'_> {
             Value::Array(items) => items,
             Value::Null => Vec::new(),
             _ => {
-                self.error(node, path, format!("`{path}` is a list, found {}", yaml::describe(node)), None);
+                self.error(
+                    node,
+                    path,
+                    format!("`{path}` is a list, found {}", yaml::describe(node)),
+                    None,
+                );
                 Vec::new()
             }
         }
@@ -516,18 +657,40 @@ impl Parser<'_> {
         match yaml::scalar_text(node).and_then(|s| s.trim().parse::<u32>().ok()) {
             Some(n) => Some(n),
             None => {
-                self.error(node, path, format!("`{}` is a whole number, found {}", last(path), yaml::describe(node)), None);
+                self.error(
+                    node,
+                    path,
+                    format!(
+                        "`{}` is a whole number, found {}",
+                        last(path),
+                        yaml::describe(node)
+                    ),
+                    None,
+                );
                 None
             }
         }
     }
 
     fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
-        match yaml::scalar_text(node).as_deref().map(str::to_lowercase).as_deref() {
+        match yaml::scalar_text(node)
+            .as_deref()
+            .map(str::to_lowercase)
+            .as_deref()
+        {
             Some("true" | "yes" | "on") => Some(true),
             Some("false" | "no" | "off") => Some(false),
             _ => {
-                self.error(node, path, format!("`{}` is true or false, found {}", last(path), yaml::describe(node)), None);
+                self.error(
+                    node,
+                    path,
+                    format!(
+                        "`{}` is true or false, found {}",
+                        last(path),
+                        yaml::describe(node)
+                    ),
+                    None,
+                );
                 None
             }
         }
@@ -538,7 +701,12 @@ impl Parser<'_> {
         match parse_duration(&text) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.error(node, path, format!("`{}` is not a duration: {e}", text), Some("write e.g. `30s`, `5m`, `1h30m`, or a number of seconds".into()));
+                self.error(
+                    node,
+                    path,
+                    format!("`{}` is not a duration: {e}", text),
+                    Some("write e.g. `30s`, `5m`, `1h30m`, or a number of seconds".into()),
+                );
                 None
             }
         }
@@ -553,7 +721,15 @@ impl Parser<'_> {
                     .and_then(|o| did_you_mean(o, ["sequential", "parallel"]))
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| "use `sequential` or `parallel`".into());
-                self.error(node, path, format!("`run_as` is `sequential` or `parallel`, found `{}`", other.unwrap_or("?")), Some(hint));
+                self.error(
+                    node,
+                    path,
+                    format!(
+                        "`run_as` is `sequential` or `parallel`, found `{}`",
+                        other.unwrap_or("?")
+                    ),
+                    Some(hint),
+                );
                 RunAs::Sequential
             }
         }
@@ -566,7 +742,12 @@ impl Parser<'_> {
             return retry;
         }
         let Some(entries) = yaml::as_map(node) else {
-            self.error(node, path, "`retry` is a number of attempts or a mapping", Some("write `retry: {attempts: 3, delay: 5s, backoff: 2}`".into()));
+            self.error(
+                node,
+                path,
+                "`retry` is a number of attempts or a mapping",
+                Some("write `retry: {attempts: 3, delay: 5s, backoff: 2}`".into()),
+            );
             return retry;
         };
         for (key, key_node, value) in entries {
@@ -587,13 +768,15 @@ impl Parser<'_> {
                     retry.backoff = match text.as_str() {
                         "exponential" => 2.0,
                         "fixed" | "constant" | "linear" => 1.0,
-                        t => match t.parse::<f64>() {
-                            Ok(f) if (1.0..=10.0).contains(&f) => f,
-                            _ => {
-                                self.error(value, &at, "`backoff` is a factor from 1 to 10, `fixed` or `exponential`", None);
-                                1.0
+                        t => {
+                            match t.parse::<f64>() {
+                                Ok(f) if (1.0..=10.0).contains(&f) => f,
+                                _ => {
+                                    self.error(value, &at, "`backoff` is a factor from 1 to 10, `fixed` or `exponential`", None);
+                                    1.0
+                                }
                             }
-                        },
+                        }
                     };
                 }
                 _ => self.unknown_key(key_node, &key, path, ["attempts", "delay", "backoff"]),
@@ -605,7 +788,12 @@ impl Parser<'_> {
     fn approvers(&mut self, node: &Node, path: &str) -> Approvers {
         let mut approvers = Approvers::default();
         let Some(entries) = yaml::as_map(node) else {
-            self.error(node, path, "`requires_approval_from` is a mapping", Some("write `user_names: [...]` and/or `ldap_groups: [...]` under it".into()));
+            self.error(
+                node,
+                path,
+                "`requires_approval_from` is a mapping",
+                Some("write `user_names: [...]` and/or `ldap_groups: [...]` under it".into()),
+            );
             return approvers;
         };
         for (key, key_node, value) in entries {
@@ -617,7 +805,12 @@ impl Parser<'_> {
             }
         }
         if approvers.user_names.is_empty() && approvers.ldap_groups.is_empty() {
-            self.error(node, path, "nobody could approve this step", Some("list at least one of `user_names` or `ldap_groups`".into()));
+            self.error(
+                node,
+                path,
+                "nobody could approve this step",
+                Some("list at least one of `user_names` or `ldap_groups`".into()),
+            );
         }
         approvers
     }
@@ -670,22 +863,39 @@ mod tests {
 
     #[test]
     fn suggests_keys_and_run_as() {
-        let errs = errors("steps:\n  - name: s\n    run-as: parallel\n    children:\n      - uses: noop\n");
-        assert!(errs.iter().any(|e| e.starts_with("w.yaml:3:5: unknown key `run-as`") && e.contains("did you mean `run_as`?")), "{errs:?}");
+        let errs = errors(
+            "steps:\n  - name: s\n    run-as: parallel\n    children:\n      - uses: noop\n",
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("w.yaml:3:5: unknown key `run-as`")
+                    && e.contains("did you mean `run_as`?")),
+            "{errs:?}"
+        );
         let errs = errors("steps:\n  - name: s\n    children:\n      - uses: noop\n");
-        assert!(errs.iter().any(|e| e.starts_with("w.yaml:2:5: this step has `children` but no `run_as`") && e.contains("add `run_as: sequential` or `run_as: parallel`")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e
+                .starts_with("w.yaml:2:5: this step has `children` but no `run_as`")
+                && e.contains("add `run_as: sequential` or `run_as: parallel`")),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn explains_untyped_steps() {
         let errs = errors("steps:\n  - name: lonely\n");
-        assert!(errs[0].contains("cannot tell what kind of step this is"), "{errs:?}");
+        assert!(
+            errs[0].contains("cannot tell what kind of step this is"),
+            "{errs:?}"
+        );
         assert!(errs[0].contains("`uses: PLUGIN`"));
     }
 
     #[test]
     fn reports_every_error_with_its_path() {
-        let errs = errors("steps:\n  - uses: noop\n    timeout: soon\n  - uses: noop\n    retry: {attempts: x}\n");
+        let errs = errors(
+            "steps:\n  - uses: noop\n    timeout: soon\n  - uses: noop\n    retry: {attempts: x}\n",
+        );
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].contains("(at `steps[0].timeout`)"));
         assert!(errs[1].contains("(at `steps[1].retry.attempts`)"));
@@ -694,12 +904,19 @@ mod tests {
     #[test]
     fn keys_of_another_kind_are_named() {
         let errs = errors("steps:\n  - uses: noop\n    action: default\n");
-        assert!(errs[0].contains("`action` does not belong on a plugin step"), "{errs:?}");
+        assert!(
+            errs[0].contains("`action` does not belong on a plugin step"),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn retry_backoff_grows() {
-        let r = Retry { attempts: 4, delay: Duration::from_millis(100), backoff: 2.0 };
+        let r = Retry {
+            attempts: 4,
+            delay: Duration::from_millis(100),
+            backoff: 2.0,
+        };
         assert_eq!(r.delay_before(2), Duration::from_millis(100));
         assert_eq!(r.delay_before(4), Duration::from_millis(400));
     }

@@ -108,6 +108,10 @@ pub fn is_truthy(value: &Value) -> bool {
 /// "undefined value".
 fn check_variables(text: &str, is_expression: bool, ctx: &Value) -> Result<(), String> {
     for var in variables(text, is_expression) {
+        let first = var.split('.').next().unwrap_or_default();
+        if ctx.get(first).is_none() && env().globals().any(|(name, _)| name == first) {
+            continue; // `range`, `namespace`… are functions, not variables
+        }
         let mut at = ctx;
         let mut walked = Vec::new();
         for part in var.split('.') {
@@ -128,7 +132,8 @@ fn check_variables(text: &str, is_expression: bool, ctx: &Value) -> Result<(), S
                     let hint = did_you_mean(part, map.keys().map(String::as_str))
                         .map(|s| format!("; did you mean `{s}`?"))
                         .unwrap_or_else(|| {
-                            let known: Vec<&str> = map.keys().map(String::as_str).take(12).collect();
+                            let known: Vec<&str> =
+                                map.keys().map(String::as_str).take(12).collect();
                             if known.is_empty() {
                                 String::new()
                             } else {
@@ -161,9 +166,15 @@ mod tests {
     #[test]
     fn renders_nested_values_and_names_unknown_variables() {
         let ctx = json!({"properties": {"hostname": "web-1"}, "steps": {"plan": {"outputs": {"to_add": "3"}}}});
-        assert_eq!(render("host={{ properties.hostname }}", &ctx).unwrap(), "host=web-1");
+        assert_eq!(
+            render("host={{ properties.hostname }}", &ctx).unwrap(),
+            "host=web-1"
+        );
         let err = render("{{ steps.plan.outputs.to_ad }}", &ctx).unwrap_err();
-        assert_eq!(err, "unknown variable `steps.plan.outputs.to_ad`; did you mean `to_add`?");
+        assert_eq!(
+            err,
+            "unknown variable `steps.plan.outputs.to_ad`; did you mean `to_add`?"
+        );
         let err = render("{{ steps.apply.outputs.x }}", &ctx).unwrap_err();
         assert!(err.starts_with("unknown variable `steps.apply`"), "{err}");
     }
@@ -178,7 +189,11 @@ mod tests {
 
     #[test]
     fn runaway_templates_stop() {
-        let err = render("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", &json!({})).unwrap_err();
+        let err = render(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            &json!({}),
+        )
+        .unwrap_err();
         assert!(err.contains("fuel"), "{err}");
     }
 }

@@ -1,0 +1,89 @@
+//! `wasmops validate`: every problem as file:line:column, with the YAML path and a suggestion.
+
+use crate::support::{Sandbox, repo};
+
+fn validate(sb: &Sandbox, yaml: &str) -> (i32, String) {
+    let file = sb.write("wf.yaml", yaml);
+    let ran = sb.wasmops(&["validate", file.to_str().unwrap()]);
+    (ran.code, ran.stderr + &ran.stdout)
+}
+
+#[test]
+fn typos_and_missing_keys_come_with_line_column_and_a_fix() {
+    let sb = Sandbox::new();
+    let (code, out) = validate(
+        &sb,
+        "name: demo\nsteps:\n  - name: Rollout\n    run-as: parallel\n    children:\n      - uses: noop\n  - name: Stage without run_as\n    children:\n      - uses: noop\n  - name: Lonely\n  - type: stagee\n    children: []\n",
+    );
+    assert_eq!(code, 2);
+    for expected in [
+        "wf.yaml:4:5: unknown key `run-as` (at `steps[0].run-as`)\n    hint: did you mean `run_as`?",
+        "wf.yaml:7:5: this step has `children` but no `run_as` (at `steps[1]`)\n    hint: add `run_as: sequential` or `run_as: parallel`",
+        "wf.yaml:10:5: cannot tell what kind of step this is (at `steps[2]`)",
+        "wf.yaml:11:11: unknown step type `stagee` (at `steps[3].type`)\n    hint: did you mean `stage`?",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn references_to_unknown_steps_and_plugins_are_caught() {
+    let sb = Sandbox::new();
+    let (code, out) = validate(
+        &sb,
+        "steps:\n  - id: plan\n    uses: noop\n  - uses: scrpt\n    with: { run: \"echo {{ steps.plna.outputs.x }}\" }\n",
+    );
+    assert_eq!(code, 2);
+    assert!(out.contains("wf.yaml:4:5: plugin `scrpt` is not installed (at `steps[1]`)\n    hint: did you mean `script`?"), "{out}");
+    assert!(
+        out.contains("`with.run` refers to `steps.plna`, but no step has `id: plna`")
+            && out.contains("did you mean `plan`?"),
+        "{out}"
+    );
+}
+
+#[test]
+fn wrong_value_types_are_explained() {
+    let sb = Sandbox::new();
+    let (code, out) = validate(
+        &sb,
+        "steps:\n  - uses: noop\n    timeout: soon\n    retry: { attempts: many }\n    with: [1, 2]\n",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("wf.yaml:3:14: `soon` is not a duration"),
+        "{out}"
+    );
+    assert!(
+        out.contains("wf.yaml:4:24: `attempts` is a whole number, found a string"),
+        "{out}"
+    );
+    assert!(
+        out.contains("wf.yaml:5:12: `with` is a mapping of settings, found a list"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_examples_are_valid() {
+    let sb = Sandbox::new();
+    let project = repo().join("examples/hello_world");
+    for entry in std::fs::read_dir(project.join("workflows")).unwrap() {
+        let file = entry.unwrap().path();
+        let ran = sb.wasmops(&[
+            "validate",
+            file.to_str().unwrap(),
+            "--project",
+            project.to_str().unwrap(),
+        ]);
+        assert_eq!(ran.code, 0, "{}: {}", file.display(), ran.stderr);
+        assert!(ran.stdout.contains("valid"), "{}", ran.stdout);
+    }
+    for entry in std::fs::read_dir(repo().join("examples")).unwrap() {
+        let file = entry.unwrap().path();
+        if file.extension().is_some_and(|e| e == "yaml") {
+            let ran = sb.wasmops(&["validate", file.to_str().unwrap()]);
+            assert_eq!(ran.code, 0, "{}: {}", file.display(), ran.stderr);
+        }
+    }
+}
