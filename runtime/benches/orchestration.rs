@@ -49,8 +49,8 @@ fn main() {
             scripts.push(run(&engine, &sequential("uses: script\n    with: { run: \"true\" }", 40)).await);
         }
         let scripts = median(&mut scripts);
-        let bash_loop = median(&mut (0..5).map(|_| shell("for i in $(seq 40); do bash --noprofile --norc -eo pipefail -c true; done")).collect());
-        let true_loop = median(&mut (0..5).map(|_| shell("for i in $(seq 40); do /usr/bin/env true; done")).collect());
+        let bash_loop = median(&mut (0..5).map(|_| shell("for i in $(seq 40); do bash --noprofile --norc -eo pipefail -c true; done")).collect::<Vec<_>>());
+        let true_loop = median(&mut (0..5).map(|_| shell("for i in $(seq 40); do /usr/bin/env true; done")).collect::<Vec<_>>());
         println!("40 sequential script steps running `true`: {}", ms(scripts));
         println!("bash loop starting `bash -c true` 40 times (the same processes): {}", ms(bash_loop));
         println!("bash loop starting `true` 40 times: {}", ms(true_loop));
@@ -140,7 +140,7 @@ fn shell(script: &str) -> Duration {
     started.elapsed()
 }
 
-fn median(samples: &mut Vec<Duration>) -> Duration {
+fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }

@@ -107,7 +107,7 @@ impl Store {
             let (_, value) = entry?;
             runs.push(serde_json::from_slice::<Run>(&value)?);
         }
-        runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         Ok(runs)
     }
 

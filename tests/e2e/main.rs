@@ -4,5 +4,6 @@ mod support;
 
 mod execution;
 mod failures;
+mod plugins;
 mod projects;
 mod validation;

@@ -18,8 +18,10 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::wasmops::plugin::step::{StepInfo, StepOutcome as WitOutcome};
-pub use wasmops::plugin::types::{Decision, DecisionKind, StepRequest, StepResult, WaitRequest};
+pub use self::exports::wasmops::plugin::step::{StepInfo, StepOutcome as WitOutcome};
+pub use self::wasmops::plugin::types::{
+    Decision, DecisionKind, StepRequest, StepResult, WaitRequest,
+};
 
 /// How often the epoch ticks; CPU budgets are counted in these.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -95,7 +97,7 @@ impl wasmops::plugin::types::Host for CallState {}
 
 impl wasmops::plugin::log::Host for CallState {
     async fn log(&mut self, level: wasmops::plugin::log::Level, message: String) {
-        use wasmops::plugin::log::Level;
+        use self::wasmops::plugin::log::Level;
         let stream = match level {
             Level::Trace => "trace",
             Level::Debug => "debug",

@@ -1,0 +1,105 @@
+//! Plugins from a directory, what the host sends them, and the script plugin's other modes.
+
+use crate::support::{Sandbox, step, test_plugins};
+
+#[test]
+fn a_plugin_from_a_directory_gets_the_documented_request() {
+    let sb = Sandbox::new();
+    let plugins = test_plugins().to_str().unwrap().to_string();
+    let (code, run) = sb.run_json(
+        r#"
+properties: { region: eu-west-1 }
+steps:
+  - id: first
+    uses: echo
+    with: { message: "{{ region }}", nested: { n: 1 } }
+"#,
+        &["--plugins", &plugins],
+    );
+    assert_eq!(code, 0, "{run:#}");
+    let out = &step(&run, "1")["outputs"];
+    assert_eq!(out["run_id"], run["id"]);
+    assert_eq!(out["step_path"], "1");
+    assert_eq!(out["step_id"], "first");
+    assert_eq!(out["attempt"], 1);
+    assert_eq!(
+        out["idempotency_key"],
+        format!("{}/1", run["id"].as_str().unwrap())
+    );
+    assert_eq!(
+        out["config"],
+        serde_json::json!({"message": "eu-west-1", "nested": {"n": 1}})
+    );
+    assert_eq!(out["properties"]["region"], "eu-west-1");
+    assert_eq!(
+        out["wrote_marker"], true,
+        "the workspace is writable at its host path"
+    );
+    let workspace = out["workspace"].as_str().unwrap();
+    assert!(
+        workspace.ends_with(run["id"].as_str().unwrap()),
+        "{workspace}"
+    );
+    assert!(
+        out["source_dir"]
+            .as_str()
+            .unwrap()
+            .starts_with(sb.dir.path().canonicalize().unwrap().to_str().unwrap())
+    );
+
+    let listed = sb.wasmops(&["plugins", "list", "--plugins", &plugins]);
+    for name in ["condition", "echo", "noop", "script"] {
+        assert!(
+            listed.stdout.lines().any(|l| l.starts_with(name)),
+            "{name} not listed:\n{}",
+            listed.stdout
+        );
+    }
+}
+
+#[test]
+fn script_runs_files_next_to_the_workflow_and_node() {
+    let sb = Sandbox::new();
+    sb.write("scripts/report.sh", "#!/usr/bin/env bash\necho \"report for $1 in $(basename \"$PWD\")\"\necho \"arg=$1\" >> \"$WASMOPS_OUTPUT\"\n");
+    let (code, run) = sb.run_json(
+        r#"
+steps:
+  - uses: script
+    with: { file: scripts/report.sh, args: [nightly] }
+  - uses: script
+    with:
+      shell: node
+      env: { GREETING: bonjour }
+      run: console.log(process.env.GREETING + " from node " + process.version)
+"#,
+        &[],
+    );
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(step(&run, "1")["outputs"]["arg"], "nightly");
+    assert!(
+        step(&run, "1")["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("report for nightly in wfr_")
+    );
+    assert!(
+        step(&run, "2")["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("bonjour from node v")
+    );
+}
+
+#[test]
+fn programs_see_only_an_explicit_environment() {
+    let sb = Sandbox::new();
+    let file = sb.write("w.yaml", "steps:\n  - uses: script\n    with: { run: 'echo \"leaked=${WASMOPS_TEST_AMBIENT:-none}\"' }\n");
+    let ran: crate::support::Ran = std::process::Command::new(env!("CARGO_BIN_EXE_wasmops"))
+        .args(["run", file.to_str().unwrap(), "--output", "json"])
+        .env("WASMOPS_DATA", sb.path("data"))
+        .env("WASMOPS_TEST_AMBIENT", "from-the-daemon")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(step(&ran.json(), "1")["summary"], "leaked=none");
+}
