@@ -5,10 +5,22 @@ use crate::runs::{Run, StepRun, assemble_tree};
 use crate::steplog::LogLine;
 use anyhow::{Context, Result};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bookkeeping for group commit: flush requests are numbered, and a flush covers every request
+/// numbered before it started.
+#[derive(Default)]
+struct GroupCommit {
+    turn: tokio::sync::Mutex<()>,
+    requested: AtomicU64,
+    completed: AtomicU64,
+}
 
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    flusher: Arc<GroupCommit>,
     /// run id → run header (no steps).
     runs: sled::Tree,
     /// `run id/path` → step record (no children).
@@ -30,12 +42,29 @@ impl Store {
             steps: db.open_tree("steps")?,
             logs: db.open_tree("logs")?,
             db,
+            flusher: Arc::default(),
         })
     }
 
-    /// Makes everything written so far durable.
+    /// Makes everything written before this call durable.
+    ///
+    /// Flushes are group-committed: one runs at a time, and a caller whose writes were covered by
+    /// a flush that started after them returns without flushing again. This keeps many parallel
+    /// steps from queueing an fsync each, and avoids sled's `flush_async`, which can deadlock its
+    /// own thread pool when many flushes are in flight.
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
+        let flusher = &self.flusher;
+        let mine = flusher.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let _turn = flusher.turn.lock().await;
+        if flusher.completed.load(Ordering::SeqCst) >= mine {
+            return Ok(());
+        }
+        let covers = flusher.requested.load(Ordering::SeqCst);
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .context("the flush task panicked")??;
+        flusher.completed.store(covers, Ordering::SeqCst);
         Ok(())
     }
 
