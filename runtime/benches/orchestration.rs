@@ -61,7 +61,7 @@ fn main() {
 fn engine(dir: &std::path::Path) -> Arc<Engine> {
     Arc::new(Engine {
         runtime: Arc::new(Runtime::new(Some(dir.join("plugin-cache"))).unwrap()),
-        registry: Arc::new(Registry::builtin().unwrap()),
+        registry: Arc::new(Registry::builtin(Default::default()).unwrap()),
         store: Store::open(dir).unwrap(),
         projects: Arc::new(Projects::default()),
         secrets: Secrets::default(),

@@ -17,7 +17,7 @@ pub struct Config {
     pub secrets: BTreeMap<String, String>,
     /// Per-plugin narrowing of what plugin.toml requests.
     #[serde(default)]
-    pub plugins: BTreeMap<String, toml::Table>,
+    pub plugins: BTreeMap<String, crate::capabilities::OperatorGrant>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

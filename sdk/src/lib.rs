@@ -25,7 +25,7 @@
 //!
 //! The crate generates the bindings for the `wasmops:plugin/step-plugin` world once, in
 //! [`bindings`], so plugins need neither `wit-bindgen` nor a copy of the WIT. Host imports are
-//! wrapped per concern: [`log`], [`secrets`], [`exec`]; [`output_file`] implements the
+//! wrapped per concern: [`log`], [`secrets`], [`exec`], [`http`]; [`output_file`] implements the
 //! `$WASMOPS_OUTPUT` convention and [`duration`] the `30s`/`5m` durations of `with` blocks.
 
 /// Bindings generated from `wit/plugin.wit` (world `wasmops:plugin/step-plugin@0.1.0`). Plugins
@@ -37,6 +37,9 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "export_step",
         default_bindings_module: "wasmops_sdk::bindings",
+        // The world imports `wasi:http/outgoing-handler`; its WASI dependencies are generated
+        // here too, so plugins get HTTP without another bindings crate.
+        generate_all,
     });
 }
 
@@ -44,6 +47,7 @@ mod context;
 pub mod duration;
 mod error;
 pub mod exec;
+pub mod http;
 pub mod log;
 mod outcome;
 pub mod output_file;

@@ -26,15 +26,15 @@ pub async fn run(
     local: &LocalOpts,
 ) -> Result<ExitCode> {
     let overrides = parse_overrides(set)?;
-    let registry = load_registry(local.plugins.as_deref())?;
+    let config = match &local.config {
+        Some(path) => Config::load(path).map_err(|e| anyhow!(e))?,
+        None => Config::default(),
+    };
+    let registry = load_registry(local.plugins.as_deref(), &config)?;
     let projects = load_projects(project)?;
     let workflow = match load_workflow(file, &registry, &projects) {
         Ok(wf) => wf,
         Err(code) => return Ok(code),
-    };
-    let config = match &local.config {
-        Some(path) => Config::load(path).map_err(|e| anyhow!(e))?,
-        None => Config::default(),
     };
     let secrets = Secrets::resolve(&config.secrets).map_err(|e| anyhow!(e))?;
     let store = Store::open(&local.data)
@@ -78,7 +78,7 @@ pub async fn run(
 }
 
 pub fn validate(file: &Path, project: Option<&Path>, plugins: Option<&Path>) -> Result<ExitCode> {
-    let registry = load_registry(plugins)?;
+    let registry = load_registry(plugins, &Config::default())?;
     let projects = load_projects(project)?;
     match load_workflow(file, &registry, &projects) {
         Ok(wf) => {
@@ -147,7 +147,7 @@ pub fn runs_logs(id: &str, step: Option<&str>, local: &LocalOpts) -> Result<Exit
 }
 
 pub fn plugins_list(plugins: Option<&Path>, output: Output) -> Result<ExitCode> {
-    let registry = load_registry(plugins)?;
+    let registry = load_registry(plugins, &Config::default())?;
     match output {
         Output::Json => {
             let list: Vec<Value> = registry
@@ -220,8 +220,8 @@ fn load_workflow(
     Ok(workflow)
 }
 
-fn load_registry(plugins: Option<&Path>) -> Result<Registry> {
-    let mut registry = Registry::builtin().map_err(|e| anyhow!(e))?;
+fn load_registry(plugins: Option<&Path>, config: &Config) -> Result<Registry> {
+    let mut registry = Registry::builtin(config.plugins.clone()).map_err(|e| anyhow!(e))?;
     if let Some(dir) = plugins {
         registry.load_dir(dir).map_err(|e| anyhow!(e))?;
     }

@@ -497,11 +497,8 @@ impl RunCtx {
                 .unwrap_or_else(|| format!("; installed: {}", known.join(", ")));
             format!("unknown plugin `{uses}`{hint}")
         })?;
-        let manifest_timeout = plugin
-            .manifest
-            .timeout()
-            .unwrap_or(crate::plugins::manifest::DEFAULT_TIMEOUT);
-        let wall = step_timeout.map_or(manifest_timeout, |t| t.min(manifest_timeout));
+        let plugin_timeout = plugin.grants.timeout;
+        let wall = step_timeout.map_or(plugin_timeout, |t| t.min(plugin_timeout));
         let log = StepLog::new(self.redactor.clone());
         let granted_env = plugin
             .grants
@@ -520,6 +517,9 @@ impl RunCtx {
             },
             secrets,
             deadline: Instant::now() + wall,
+            http_grants: plugin.grants.http.clone(),
+            http_allow_private: plugin.grants.allow_private_http,
+            denials: Default::default(),
         });
         let request = StepRequest {
             run_id: self.run_id.clone(),
@@ -542,10 +542,7 @@ impl RunCtx {
                 .map(|d| d.to_string_lossy().into_owned()),
         };
         let limits = CallLimits {
-            memory: plugin
-                .manifest
-                .memory_limit()
-                .unwrap_or(crate::plugins::manifest::DEFAULT_MEMORY),
+            memory: plugin.grants.memory,
             wall,
         };
         let result = host::call(&engine.runtime, &plugin, call, limits, Op::Run(request)).await;

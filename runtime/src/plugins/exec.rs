@@ -60,7 +60,7 @@ impl ExecPolicy {
         let program = self.programs.get(&req.program).ok_or_else(|| {
             let granted: Vec<&str> = self.programs.keys().map(String::as_str).collect();
             format!(
-                "exec denied: program `{}` is not granted to this plugin (granted: {})",
+                "exec: program `{}` is not granted (capability `exec`; granted: {})",
                 req.program,
                 if granted.is_empty() {
                     "none".to_string()
@@ -145,7 +145,7 @@ impl ExecPolicy {
             Ok(resolved)
         } else {
             Err(format!(
-                "exec denied: working directory `{cwd}` is outside the run workspace"
+                "exec: working directory `{cwd}` is outside the run workspace (capability `files`)"
             ))
         }
     }

@@ -2,6 +2,7 @@
 //! instance for every call, with the call's capabilities and limits in the store.
 
 use super::exec::{ExecPolicy, ExecRequest};
+use super::http::{HttpGrant, HttpPolicy};
 use super::manifest::FileMode;
 use super::registry::Plugin;
 use crate::steplog::StepLog;
@@ -10,12 +11,17 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "wasmops:plugin/step-plugin",
     imports: { default: async },
     exports: { default: async },
+    with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+    },
 });
 
 pub use self::exports::wasmops::plugin::step::{StepInfo, StepOutcome as WitOutcome};
@@ -45,7 +51,11 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        StepPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        // Our own interfaces one by one: `wasi:http` is linked above with its own view.
+        self::wasmops::plugin::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        self::wasmops::plugin::secrets::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        self::wasmops::plugin::exec::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
 
         // A detached ticker: it holds only a weak engine handle, so it ends with the engine.
         let weak = engine.weak();
@@ -71,7 +81,24 @@ pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    http: WasiHttpCtx,
+    http_policy: HttpPolicy,
     call: Arc<CallContext>,
+}
+
+/// What the sandbox refused during one call, so a failed step names the capability involved
+/// whatever the plugin made of the refusal.
+#[derive(Clone, Default)]
+pub struct Denials(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Denials {
+    pub fn push(&self, reason: String) {
+        self.0.lock().unwrap().push(reason);
+    }
+
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
 }
 
 pub struct CallContext {
@@ -82,6 +109,10 @@ pub struct CallContext {
     pub secrets: Vec<(String, String)>,
     /// When the step's time is up; exec children never outlive it.
     pub deadline: Instant,
+    pub http_grants: Vec<HttpGrant>,
+    /// Operator setting: granted names may resolve to private or loopback addresses.
+    pub http_allow_private: bool,
+    pub denials: Denials,
 }
 
 impl WasiView for CallState {
@@ -89,6 +120,16 @@ impl WasiView for CallState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.http_policy,
+            table: &mut self.table,
+            ctx: &mut self.http,
         }
     }
 }
@@ -119,10 +160,12 @@ impl wasmops::plugin::secrets::Host for CallState {
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone())
             .ok_or_else(|| {
-                format!(
-                    "secret denied: `{name}` is not granted to plugin `{}` or is not set",
+                let reason = format!(
+                    "secrets: `{name}` is not granted to plugin `{}` or is not set (capability `secrets`)",
                     self.call.plugin
-                )
+                );
+                self.call.denials.push(reason.clone());
+                reason
             })
     }
 }
@@ -145,7 +188,16 @@ impl wasmops::plugin::exec::Host for CallState {
             stdin: cmd.stdin,
             timeout,
         };
-        let out = self.call.exec.run(req, &self.call.log).await?;
+        let out = self
+            .call
+            .exec
+            .run(req, &self.call.log)
+            .await
+            .inspect_err(|e| {
+                if e.contains("capability") {
+                    self.call.denials.push(e.clone());
+                }
+            })?;
         Ok(wasmops::plugin::exec::Output {
             exit_code: out.exit_code,
             timed_out: out.timed_out,
@@ -196,9 +248,23 @@ pub async fn call(
         wasi.preopened_dir(&workspace, &guest_path, perms)
             .map_err(|e| format!("cannot open the run workspace: {e}"))?;
     }
+    for (dir, mode) in &plugin.grants.dirs {
+        let perms = match mode {
+            FileMode::Rw => FsPerms::ReadWrite,
+            FileMode::Ro => FsPerms::ReadOnly,
+        };
+        wasi.preopened_dir(dir, dir.to_string_lossy(), perms)
+            .map_err(|e| format!("cannot open granted directory {}: {e}", dir.display()))?;
+    }
     let state = CallState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+        http_policy: HttpPolicy {
+            grants: call.http_grants.clone(),
+            allow_private: call.http_allow_private,
+            denials: call.denials.clone(),
+        },
         limits: StoreLimitsBuilder::new()
             .memory_size(limits.memory as usize)
             .instances(8)
@@ -234,7 +300,7 @@ pub async fn call(
             ),
         })
     };
-    match tokio::time::timeout(limits.wall, work).await {
+    let result = match tokio::time::timeout(limits.wall, work).await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(trap)) => Err(describe_trap(&call.plugin, trap, &limits)),
         Err(_) => Err(format!(
@@ -242,6 +308,23 @@ pub async fn call(
             call.plugin,
             humantime::format_duration(limits.wall)
         )),
+    };
+    let denials = call.denials.take();
+    for reason in &denials {
+        call.log.push("warn", &format!("sandbox denied {reason}"));
+    }
+    // A failure that followed a refusal is explained by it, whatever the plugin said.
+    let with_denials = |e: String| {
+        if denials.is_empty() {
+            e
+        } else {
+            format!("{e}\nsandbox denied: {}", denials.join("; "))
+        }
+    };
+    match result {
+        Ok(OpResult::Outcome(Err(e))) => Ok(OpResult::Outcome(Err(with_denials(e)))),
+        Err(e) => Err(with_denials(e)),
+        ok => ok,
     }
 }
 

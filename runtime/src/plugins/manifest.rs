@@ -54,6 +54,9 @@ pub struct Capabilities {
     /// Host environment variables passed to it and to the programs it runs.
     #[serde(default)]
     pub env: Vec<String>,
+    /// Programs it runs may use the network; otherwise they get a network namespace of their own.
+    #[serde(default)]
+    pub network: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -65,7 +68,7 @@ pub struct FileGrant {
     pub mode: FileMode,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum FileMode {
     #[default]
@@ -98,6 +101,9 @@ impl Manifest {
         }
         manifest.memory_limit()?;
         manifest.timeout()?;
+        for entry in &manifest.capabilities.http {
+            super::http::HttpGrant::parse(entry)?;
+        }
         Ok(manifest)
     }
 

@@ -3,6 +3,7 @@
 
 pub mod exec;
 pub mod host;
+pub mod http;
 pub mod manifest;
 pub mod registry;
 

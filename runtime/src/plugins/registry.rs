@@ -1,9 +1,9 @@
 //! Installed plugins: the built-ins embedded in the binary and those loaded from directories,
 //! each compiled once (cached on disk by digest) and pre-instantiated on first use.
 
-use super::exec::resolve_program;
 use super::host::{CallState, Runtime, StepPluginPre};
-use super::manifest::{FileMode, Manifest, PluginKind};
+use super::manifest::{Manifest, PluginKind};
+use crate::capabilities::{self, Grants, OperatorGrant};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -17,18 +17,6 @@ include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 pub enum Origin {
     Builtin,
     Directory(PathBuf),
-}
-
-/// What the host will actually allow a plugin, derived from its manifest.
-#[derive(Clone, Debug, Default)]
-pub struct Grants {
-    /// Program name → absolute path.
-    pub programs: BTreeMap<String, PathBuf>,
-    /// Requested programs not found on this host; `exec` of them fails with that reason.
-    pub missing_programs: Vec<String>,
-    pub workspace: Option<FileMode>,
-    pub secrets: Vec<String>,
-    pub env: Vec<String>,
 }
 
 pub struct Plugin {
@@ -51,36 +39,23 @@ impl std::fmt::Debug for Plugin {
 }
 
 impl Plugin {
-    fn new(manifest: Manifest, origin: Origin, wasm: Arc<[u8]>) -> Plugin {
+    fn new(
+        manifest: Manifest,
+        origin: Origin,
+        wasm: Arc<[u8]>,
+        operator: Option<&OperatorGrant>,
+    ) -> Result<Plugin, String> {
         let digest = hex::encode(Sha256::digest(&wasm));
-        let caps = &manifest.capabilities;
-        let mut grants = Grants {
-            secrets: caps.secrets.clone(),
-            env: caps.env.clone(),
-            workspace: caps
-                .files
-                .iter()
-                .filter(|f| f.path == "workspace")
-                .map(|f| f.mode)
-                .max_by_key(|m| *m == FileMode::Rw),
-            ..Grants::default()
-        };
-        for program in &caps.exec {
-            match resolve_program(program) {
-                Some(path) => {
-                    grants.programs.insert(program.clone(), path);
-                }
-                None => grants.missing_programs.push(program.clone()),
-            }
-        }
-        Plugin {
+        let grants = capabilities::effective(&manifest, operator)
+            .map_err(|e| format!("plugin `{}`: {e}", manifest.name))?;
+        Ok(Plugin {
             manifest,
             origin,
             digest,
             grants,
             wasm,
             pre: OnceLock::new(),
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -143,16 +118,23 @@ impl Plugin {
 #[derive(Default)]
 pub struct Registry {
     plugins: BTreeMap<String, Arc<Plugin>>,
+    /// The operator's `[plugins.NAME]` sections, applied to every plugin loaded.
+    operator: BTreeMap<String, OperatorGrant>,
 }
 
 impl Registry {
-    /// The built-in plugins.
-    pub fn builtin() -> Result<Registry, String> {
-        let mut registry = Registry::default();
+    /// The built-in plugins, with the operator's `[plugins.NAME]` grants applied.
+    pub fn builtin(operator: BTreeMap<String, OperatorGrant>) -> Result<Registry, String> {
+        let mut registry = Registry {
+            plugins: BTreeMap::new(),
+            operator,
+        };
         for (toml, wasm) in BUILTIN_PLUGINS {
             let manifest =
                 Manifest::parse(toml).map_err(|e| format!("built-in plugin.toml: {e}"))?;
-            registry.insert(Plugin::new(manifest, Origin::Builtin, Arc::from(*wasm)));
+            let operator = registry.operator.get(&manifest.name);
+            let plugin = Plugin::new(manifest, Origin::Builtin, Arc::from(*wasm), operator)?;
+            registry.insert(plugin);
         }
         Ok(registry)
     }
@@ -190,11 +172,14 @@ impl Registry {
         let wasm = std::fs::read(&component_path)
             .map_err(|e| format!("{}: {e}", component_path.display()))?;
         let name = manifest.name.clone();
-        self.insert(Plugin::new(
+        let operator = self.operator.get(&name);
+        let plugin = Plugin::new(
             manifest,
             Origin::Directory(dir.to_path_buf()),
             wasm.into(),
-        ));
+            operator,
+        )?;
+        self.insert(plugin);
         Ok(name)
     }
 
