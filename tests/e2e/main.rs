@@ -6,4 +6,5 @@ mod execution;
 mod failures;
 mod plugins;
 mod projects;
+mod sandbox;
 mod validation;

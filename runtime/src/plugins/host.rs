@@ -315,10 +315,12 @@ pub async fn call(
     }
     // A failure that followed a refusal is explained by it, whatever the plugin said.
     let with_denials = |e: String| {
-        if denials.is_empty() {
-            e
-        } else {
+        if !denials.is_empty() {
             format!("{e}\nsandbox denied: {}", denials.join("; "))
+        } else if let Some(hint) = filesystem_hint(&e) {
+            format!("{e}\n{hint}")
+        } else {
+            e
         }
     };
     match result {
@@ -326,6 +328,23 @@ pub async fn call(
         Err(e) => Err(with_denials(e)),
         ok => ok,
     }
+}
+
+/// Filesystem refusals happen inside the guest's libc (no preopen matches, or a read-only one),
+/// so the host never sees them; recognise their messages and name the capability.
+fn filesystem_hint(error: &str) -> Option<&'static str> {
+    const SIGNS: &[&str] = &[
+        "pre-opened file descriptor",
+        "Capabilities insufficient",
+        "Operation not permitted",
+        "Read-only file system",
+        "Permission denied",
+        // WASI's ENOENT: a path outside every preopen simply does not exist for the guest.
+        "(os error 44)",
+    ];
+    SIGNS.iter().any(|s| error.contains(s)).then_some(
+        "sandbox: a plugin sees only the run workspace and the directories granted to it (capability `files`)",
+    )
 }
 
 fn describe_trap(plugin: &str, err: wasmtime::Error, limits: &CallLimits) -> String {

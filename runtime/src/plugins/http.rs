@@ -6,13 +6,21 @@ use http_body_util::BodyExt;
 use std::net::IpAddr;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// One `http` grant: `https://api.example.com`, `https://*.example.com`, `http://host:8080`.
+/// One `http` grant: `https://api.example.com`, `https://*.example.com`, `http://host:8080`,
+/// `http://host:*` (any port).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpGrant {
     scheme: String,
     /// Lower-case; a leading `*.` matches any subdomain (not the bare domain).
     host: String,
-    port: Option<u16>,
+    port: Port,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Port {
+    Default,
+    Any,
+    Exactly(u16),
 }
 
 impl HttpGrant {
@@ -29,8 +37,9 @@ impl HttpGrant {
             return Err(bad());
         }
         let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| bad())?)),
-            None => (rest, None),
+            Some((h, "*")) => (h, Port::Any),
+            Some((h, p)) => (h, Port::Exactly(p.parse::<u16>().map_err(|_| bad())?)),
+            None => (rest, Port::Default),
         };
         Ok(HttpGrant {
             scheme: scheme.to_string(),
@@ -45,7 +54,12 @@ impl HttpGrant {
             None => self.host == host,
         };
         let default_port = if self.scheme == "https" { 443 } else { 80 };
-        self.scheme == scheme && host_ok && self.port.unwrap_or(default_port) == port
+        let port_ok = match self.port {
+            Port::Default => port == default_port,
+            Port::Any => true,
+            Port::Exactly(p) => p == port,
+        };
+        self.scheme == scheme && host_ok && port_ok
     }
 }
 
@@ -164,6 +178,8 @@ mod tests {
         let g = HttpGrant::parse("http://localhost:8080").unwrap();
         assert!(g.allows("http", "localhost", 8080));
         assert!(!g.allows("http", "localhost", 8081));
+        let g = HttpGrant::parse("http://localhost:*").unwrap();
+        assert!(g.allows("http", "localhost", 31337));
         assert!(HttpGrant::parse("ftp://x").is_err());
         assert!(HttpGrant::parse("https://x/path").is_err());
     }
