@@ -15,7 +15,14 @@ fn main() {
     let root = manifest_dir.parent().unwrap().to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
 
-    for watched in ["plugins", "sdk", "wit", "tests/plugins", "Cargo.lock"] {
+    for watched in [
+        "plugins",
+        "sdk",
+        "wit",
+        "tests/plugins",
+        "runtime/templates",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
@@ -43,6 +50,8 @@ fn main() {
     }
     table.push_str("];\n");
     fs::write(out_dir.join("builtin_plugins.rs"), table).unwrap();
+
+    embed_scaffold_files(&root, &out_dir);
 
     // Tests find the hostile and helper plugins here; each is a folder with plugin.toml and .wasm.
     let test_plugin_dir = out_dir.join("test-plugins");
@@ -132,4 +141,53 @@ fn build_wasm<'a>(root: &Path, target_dir: &Path, crates: impl Iterator<Item = &
     }
     let status = cmd.status().expect("run cargo for the wasm plugins");
     assert!(status.success(), "building the wasm plugins failed");
+}
+
+/// `wasmops plugin new` writes the SDK, the WIT and language templates into a fresh folder, so a
+/// plugin author needs nothing but the binary. This embeds those files.
+fn embed_scaffold_files(root: &Path, out_dir: &Path) {
+    let mut table = String::new();
+    for (name, dir, prefix) in [
+        ("SDK_FILES", root.join("sdk"), ""),
+        ("WIT_FILES", root.join("wit"), ""),
+        ("PYTHON_TEMPLATE", root.join("runtime/templates/python"), ""),
+    ] {
+        let mut files = Vec::new();
+        collect_files(&dir, &dir, &mut files);
+        files.retain(|(rel, _)| {
+            !rel.starts_with("target") && !rel.ends_with(".wasm") && !rel.contains("__pycache__")
+        });
+        writeln!(table, "pub static {name}: &[(&str, &str)] = &[").unwrap();
+        for (rel, path) in files {
+            writeln!(
+                table,
+                "    ({:?}, include_str!({:?})),",
+                format!("{prefix}{rel}"),
+                path
+            )
+            .unwrap();
+        }
+        table.push_str("];\n");
+    }
+    fs::write(out_dir.join("scaffold_files.rs"), table).unwrap();
+}
+
+fn collect_files(base: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            collect_files(base, &path, out);
+        } else {
+            let rel = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            out.push((rel, path));
+        }
+    }
 }

@@ -7,4 +7,5 @@ mod failures;
 mod plugins;
 mod projects;
 mod sandbox;
+mod scaffold;
 mod validation;

@@ -30,7 +30,7 @@ pub async fn run(
         Some(path) => Config::load(path).map_err(|e| anyhow!(e))?,
         None => Config::default(),
     };
-    let registry = load_registry(local.plugins.as_deref(), &config)?;
+    let registry = load_registry(local.plugins.as_deref(), &config, Some(&local.data))?;
     let projects = load_projects(project)?;
     let workflow = match load_workflow(file, &registry, &projects) {
         Ok(wf) => wf,
@@ -77,8 +77,8 @@ pub async fn run(
     })
 }
 
-pub fn validate(file: &Path, project: Option<&Path>, plugins: Option<&Path>) -> Result<ExitCode> {
-    let registry = load_registry(plugins, &Config::default())?;
+pub fn validate(file: &Path, project: Option<&Path>, local: &LocalOpts) -> Result<ExitCode> {
+    let registry = local_registry(local)?;
     let projects = load_projects(project)?;
     match load_workflow(file, &registry, &projects) {
         Ok(wf) => {
@@ -146,23 +146,21 @@ pub fn runs_logs(id: &str, step: Option<&str>, local: &LocalOpts) -> Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn plugins_list(plugins: Option<&Path>, output: Output) -> Result<ExitCode> {
-    let registry = load_registry(plugins, &Config::default())?;
+pub fn plugins_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
+    let registry = local_registry(local)?;
     match output {
         Output::Json => {
-            let list: Vec<Value> = registry
-                .all()
-                .map(|p| serde_json::json!({"name": p.name(), "version": p.manifest.version, "kind": p.manifest.kind, "digest": p.digest, "world": p.manifest.world, "capabilities": p.manifest.capabilities}))
-                .collect();
+            let list: Vec<Value> = registry.all().map(|p| plugin_json(p)).collect();
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
         Output::Text => {
             for p in registry.all() {
+                let kind = format!("{:?}", p.manifest.kind).to_lowercase();
                 println!(
                     "{:<12} {:<8} {:<9} sha256:{}  {}",
                     p.name(),
                     p.manifest.version,
-                    format!("{:?}", p.manifest.kind).to_lowercase(),
+                    kind,
                     &p.digest[..12],
                     p.manifest.description
                 );
@@ -170,6 +168,107 @@ pub fn plugins_list(plugins: Option<&Path>, output: Output) -> Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks a plugin folder the way a run would use it, then copies it into `<data>/plugins/NAME`.
+pub fn plugins_install(dir: &Path, local: &LocalOpts) -> Result<ExitCode> {
+    let mut registry = Registry::default();
+    let name = registry.load_plugin(dir).map_err(|e| anyhow!(e))?;
+    let plugin = registry.get(&name).expect("just loaded");
+    let runtime = Runtime::new(Some(local.data.join("plugin-cache")))?;
+    plugin.instance_pre(&runtime).map_err(|e| anyhow!(e))?;
+    let dest = local.data.join("plugins").join(&name);
+    let staging = local
+        .data
+        .join("plugins")
+        .join(format!(".{name}.installing"));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(
+        staging.join(
+            Path::new(&plugin.manifest.component)
+                .parent()
+                .unwrap_or(Path::new("")),
+        ),
+    )?;
+    std::fs::copy(dir.join("plugin.toml"), staging.join("plugin.toml"))?;
+    std::fs::copy(
+        dir.join(&plugin.manifest.component),
+        staging.join(&plugin.manifest.component),
+    )?;
+    // Swap in whole, so a reader sees the old plugin or the new one, never half of each.
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::rename(&staging, &dest)?;
+    println!(
+        "installed {} {} (sha256:{}) into {}",
+        name,
+        plugin.manifest.version,
+        plugin.digest,
+        dest.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
+    let registry = local_registry(local)?;
+    let plugin = registry.get(name).ok_or_else(|| {
+        let known: Vec<&str> = registry.all().map(|p| p.name()).collect();
+        anyhow!("no plugin `{name}`; installed: {}", known.join(", "))
+    })?;
+    let json = plugin_json(&plugin);
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&json)?),
+        Output::Text => {
+            let m = &plugin.manifest;
+            println!("name:         {}", m.name);
+            println!("version:      {}", m.version);
+            println!("kind:         {}", format!("{:?}", m.kind).to_lowercase());
+            println!("world:        {}", m.world);
+            println!("digest:       sha256:{}", plugin.digest);
+            println!(
+                "origin:       {}",
+                json["origin"].as_str().unwrap_or_default()
+            );
+            println!("description:  {}", m.description);
+            println!("requested:    {}", serde_json::to_string(&m.capabilities)?);
+            println!("limits:       {}", serde_json::to_string(&m.limits)?);
+            println!("in force:     {}", serde_json::to_string(&plugin.grants)?);
+            if !plugin.grants.missing_programs.is_empty() {
+                println!(
+                    "warning:      programs not found on this host: {}",
+                    plugin.grants.missing_programs.join(", ")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugin_json(p: &crate::plugins::Plugin) -> Value {
+    let origin = match &p.origin {
+        crate::plugins::registry::Origin::Builtin => "built-in".to_string(),
+        crate::plugins::registry::Origin::Directory(d) => d.display().to_string(),
+    };
+    serde_json::json!({
+        "name": p.name(),
+        "version": p.manifest.version,
+        "kind": p.manifest.kind,
+        "world": p.manifest.world,
+        "digest": format!("sha256:{}", p.digest),
+        "origin": origin,
+        "description": p.manifest.description,
+        "requested": p.manifest.capabilities,
+        "limits": p.manifest.limits,
+        "grants": p.grants,
+    })
+}
+
+/// Built-ins, then plugins installed in the data directory, then `--plugins`; later wins.
+fn local_registry(local: &LocalOpts) -> Result<Registry> {
+    let config = match &local.config {
+        Some(path) => Config::load(path).map_err(|e| anyhow!(e))?,
+        None => Config::default(),
+    };
+    load_registry(local.plugins.as_deref(), &config, Some(&local.data))
 }
 
 fn find_step_path(steps: &[crate::runs::StepRun], wanted: &str) -> Option<String> {
@@ -220,8 +319,11 @@ fn load_workflow(
     Ok(workflow)
 }
 
-fn load_registry(plugins: Option<&Path>, config: &Config) -> Result<Registry> {
+fn load_registry(plugins: Option<&Path>, config: &Config, data: Option<&Path>) -> Result<Registry> {
     let mut registry = Registry::builtin(config.plugins.clone()).map_err(|e| anyhow!(e))?;
+    if let Some(installed) = data.map(|d| d.join("plugins")).filter(|d| d.is_dir()) {
+        registry.load_dir(&installed).map_err(|e| anyhow!(e))?;
+    }
     if let Some(dir) = plugins {
         registry.load_dir(dir).map_err(|e| anyhow!(e))?;
     }

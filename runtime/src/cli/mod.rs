@@ -1,6 +1,7 @@
 //! The `wasmops` command line: argument parsing and dispatch to one module per command group.
 
 mod local;
+mod scaffold;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -60,18 +61,36 @@ enum Command {
         file: PathBuf,
         #[arg(long)]
         project: Option<PathBuf>,
-        #[arg(long, env = "WASMOPS_PLUGINS")]
-        plugins: Option<PathBuf>,
+        #[command(flatten)]
+        local: LocalOpts,
     },
     /// Inspect runs.
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
     },
-    /// Inspect installed plugins.
+    /// List, install and inspect plugins.
     Plugins {
         #[command(subcommand)]
         command: PluginsCommand,
+    },
+    /// Start a new plugin.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Create a plugin folder that builds to a component with one command.
+    New {
+        name: String,
+        #[arg(long, value_parser = ["rust", "python"], default_value = "rust")]
+        lang: String,
+        /// Where to create the folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
     },
 }
 
@@ -103,10 +122,24 @@ enum RunsCommand {
 
 #[derive(Subcommand)]
 enum PluginsCommand {
-    /// List the built-in plugins and those in --plugins.
+    /// List the built-in plugins, installed ones and those in --plugins.
     List {
-        #[arg(long, env = "WASMOPS_PLUGINS")]
-        plugins: Option<PathBuf>,
+        #[command(flatten)]
+        local: LocalOpts,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Check a plugin folder (plugin.toml and component) and install it into the data directory.
+    Install {
+        dir: PathBuf,
+        #[command(flatten)]
+        local: LocalOpts,
+    },
+    /// Show a plugin's manifest, digest, requested capabilities and the grants in force.
+    Inspect {
+        name: String,
+        #[command(flatten)]
+        local: LocalOpts,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -143,8 +176,8 @@ pub fn main() -> ExitCode {
             Command::Validate {
                 file,
                 project,
-                plugins,
-            } => local::validate(&file, project.as_deref(), plugins.as_deref()),
+                local,
+            } => local::validate(&file, project.as_deref(), &local),
             Command::Runs { command } => match command {
                 RunsCommand::List { local, output } => local::runs_list(&local, output),
                 RunsCommand::Show { id, local, output } => local::runs_show(&id, &local, output),
@@ -153,8 +186,27 @@ pub fn main() -> ExitCode {
                 }
             },
             Command::Plugins { command } => match command {
-                PluginsCommand::List { plugins, output } => {
-                    local::plugins_list(plugins.as_deref(), output)
+                PluginsCommand::List { local, output } => local::plugins_list(&local, output),
+                PluginsCommand::Install { dir, local } => local::plugins_install(&dir, &local),
+                PluginsCommand::Inspect {
+                    name,
+                    local,
+                    output,
+                } => local::plugins_inspect(&name, &local, output),
+            },
+            Command::Plugin { command } => match command {
+                PluginCommand::New { name, lang, dir } => {
+                    let created = scaffold::new_plugin(&name, &lang, &dir)?;
+                    println!("created {}", created.display());
+                    match lang.as_str() {
+                        "rust" => println!(
+                            "build it:   cd {} && cargo build --release",
+                            created.display()
+                        ),
+                        _ => println!("build it:   cd {} && ./build.sh", created.display()),
+                    }
+                    println!("install it: wasmops plugins install {}", created.display());
+                    Ok(ExitCode::SUCCESS)
                 }
             },
         }

@@ -150,6 +150,11 @@ impl Registry {
         let mut dirs: Vec<PathBuf> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.path())
+            // `.NAME.installing` is an install in progress (or one that died half-way).
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
             .filter(|p| p.join("plugin.toml").is_file())
             .collect();
         dirs.sort();
