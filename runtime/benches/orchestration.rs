@@ -66,6 +66,7 @@ fn engine(dir: &std::path::Path) -> Arc<Engine> {
         projects: Arc::new(Projects::default()),
         secrets: Secrets::default(),
         workspaces: dir.join("workspaces"),
+        unconfined: Default::default(),
     })
 }
 

@@ -15,9 +15,21 @@ pub struct Config {
     /// Name → value, `env:VAR` or `file:PATH`.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    pub sandbox: Sandbox,
     /// Per-plugin narrowing of what plugin.toml requests.
     #[serde(default)]
     pub plugins: BTreeMap<String, crate::capabilities::OperatorGrant>,
+}
+
+/// Host-wide sandbox settings.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sandbox {
+    /// When the kernel lacks Landlock or network namespaces: `refuse` to run programs (default)
+    /// or `allow` them with what confinement there is.
+    #[serde(default)]
+    pub unconfined: crate::plugins::confine::Unconfined,
 }
 
 #[derive(Clone, Debug, Deserialize)]

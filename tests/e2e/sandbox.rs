@@ -207,3 +207,48 @@ fn allocating_past_the_memory_limit_fails_the_step() {
     assert!(error.contains("memory limit (32 MiB)"), "{error}");
     still_works(&sb);
 }
+
+#[test]
+fn a_script_cannot_read_outside_its_workspace() {
+    let sb = Sandbox::new();
+    let private = tempfile::tempdir().unwrap();
+    let secret = private.path().join("id_rsa");
+    std::fs::write(&secret, "-----BEGIN PRIVATE KEY-----").unwrap();
+    let yaml = format!(
+        "steps:\n  - uses: script\n    with:\n      run: |\n        echo inside > notes.txt && cat notes.txt\n        cat {}\n",
+        secret.display()
+    );
+    let (code, run) = sb.run_json(&yaml, &[]);
+    assert_eq!(code, 1, "{run:#}");
+    let error = error_of(&run);
+    assert!(
+        error.contains("Permission denied") && !error.contains("BEGIN PRIVATE KEY"),
+        "{error}"
+    );
+    let logs = sb.wasmops(&["runs", "logs", run["id"].as_str().unwrap()]);
+    assert!(
+        logs.stdout.contains("stdout: inside"),
+        "the workspace itself is writable: {}",
+        logs.stdout
+    );
+    still_works(&sb);
+}
+
+#[test]
+fn a_script_without_a_network_grant_cannot_reach_a_local_server() {
+    let sb = Sandbox::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let yaml = format!(
+        "steps:\n  - uses: script\n    with: {{ run: \"echo hi > /dev/tcp/127.0.0.1/{port}\" }}\n"
+    );
+    let (code, run) = sb.run_json(&yaml, &[]);
+    assert_eq!(code, 1, "{run:#}");
+    assert!(error_of(&run).contains("Connection refused"), "{run:#}");
+    listener.set_nonblocking(true).unwrap();
+    assert!(
+        listener.accept().is_err(),
+        "the script reached the host's loopback"
+    );
+    still_works(&sb);
+}

@@ -47,6 +47,7 @@ pub async fn run(
         projects: Arc::new(projects),
         secrets,
         workspaces: local.data.join("workspaces"),
+        unconfined: config.sandbox.unconfined,
     });
     let label = workflow.name.clone().unwrap_or_else(|| {
         file.file_stem()

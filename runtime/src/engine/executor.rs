@@ -3,6 +3,7 @@
 
 use super::plan::{Action, Node, Planner, Scope};
 use super::{Engine, RunRequest};
+use crate::plugins::confine::{self, Confinement};
 use crate::plugins::exec::ExecPolicy;
 use crate::plugins::host::{self, CallContext, CallLimits, Op, OpResult, StepRequest, WitOutcome};
 use crate::runs::{Run, RunStatus, StepRun, StepStatus, find_step_mut};
@@ -514,6 +515,7 @@ impl RunCtx {
                 programs: plugin.grants.programs.clone(),
                 workspace: self.workspace.clone(),
                 env: granted_env,
+                confinement: self.confinement(&plugin.grants, node),
             },
             secrets,
             deadline: Instant::now() + wall,
@@ -571,6 +573,42 @@ impl RunCtx {
             )),
             OpResult::Outcome(Err(e)) => Err(e),
             _ => Err(format!("plugin `{uses}` answered the wrong call")),
+        }
+    }
+}
+
+impl RunCtx {
+    /// What the programs a plugin starts may touch: the workspace, the workflow's directory to
+    /// read, the granted directories, and what the granted programs need to start.
+    fn confinement(&self, grants: &crate::capabilities::Grants, node: &Node) -> Confinement {
+        use crate::plugins::manifest::FileMode;
+        let mut read_write = vec![self.workspace.clone()];
+        let mut read_only: Vec<std::path::PathBuf> = node
+            .scope
+            .dir
+            .iter()
+            .chain(self.source_dir.iter())
+            .cloned()
+            .collect();
+        for (dir, mode) in &grants.dirs {
+            match mode {
+                FileMode::Rw => read_write.push(dir.clone()),
+                FileMode::Ro => read_only.push(dir.clone()),
+            }
+        }
+        read_only.extend(
+            grants
+                .programs
+                .values()
+                .flat_map(|p| confine::program_roots(p)),
+        );
+        read_only.sort();
+        read_only.dedup();
+        Confinement {
+            read_write,
+            read_only,
+            network: grants.network,
+            unconfined: self.engine.unconfined,
         }
     }
 }

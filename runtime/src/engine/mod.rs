@@ -23,6 +23,8 @@ pub struct Engine {
     pub secrets: Secrets,
     /// Parent of every run's workspace directory.
     pub workspaces: PathBuf,
+    /// What to do when programs cannot be confined on this host.
+    pub unconfined: crate::plugins::confine::Unconfined,
 }
 
 /// A request to run a workflow.

@@ -1,6 +1,7 @@
 //! The `exec` host import: runs a granted program in the run workspace with an explicit
 //! environment, streams its output into the step log, and kills it on timeout.
 
+use super::confine::Confinement;
 use crate::steplog::StepLog;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ pub struct ExecPolicy {
     pub workspace: PathBuf,
     /// Host variables granted to the plugin, passed on to its programs.
     pub env: Vec<(String, String)>,
+    /// Landlock and network namespace for every program it starts.
+    pub confinement: Confinement,
 }
 
 pub struct ExecRequest {
@@ -70,6 +73,10 @@ impl ExecPolicy {
             )
         })?;
         let cwd = self.working_dir(req.cwd.as_deref())?;
+        // /tmp is outside the confinement; programs get a temporary directory in the workspace.
+        let tmp = self.workspace.join(".tmp");
+        std::fs::create_dir_all(&tmp)
+            .map_err(|e| format!("exec: cannot create {}: {e}", tmp.display()))?;
 
         let mut cmd = Command::new(program);
         cmd.args(&req.args)
@@ -78,6 +85,7 @@ impl ExecPolicy {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &self.workspace)
             .env("LANG", "C.UTF-8")
+            .env("TMPDIR", &tmp)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .envs(req.env.iter().map(|(k, v)| (k, v)))
             .stdin(if req.stdin.is_some() {
@@ -90,9 +98,16 @@ impl ExecPolicy {
             // Its own process group, so a timeout also stops what the program started.
             .process_group(0)
             .kill_on_drop(true);
+        if let Some(warning) = self
+            .confinement
+            .apply(&mut cmd)
+            .map_err(|e| format!("exec: `{}` cannot run confined: {e}", req.program))?
+        {
+            log.push("warn", &warning);
+        }
         let mut child = cmd
             .spawn()
-            .map_err(|e| format!("cannot start `{}`: {e}", req.program))?;
+            .map_err(|e| format!("cannot start `{}` (confined): {e}", req.program))?;
         let pgid = child.id();
         // Dropped early (a cancelled step) kills the whole group, not just the leader.
         let _group = GroupGuard(pgid);

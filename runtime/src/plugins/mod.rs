@@ -1,6 +1,7 @@
 //! The plugin host: manifests, the registry of installed plugins, the wasmtime runtime that
 //! instantiates them, and the host imports (`log`, `secrets`, `exec`) they call.
 
+pub mod confine;
 pub mod exec;
 pub mod host;
 pub mod http;
