@@ -6,6 +6,7 @@ mod execution;
 mod failures;
 mod plugins;
 mod projects;
+mod python_plugin;
 mod sandbox;
 mod scaffold;
 mod validation;

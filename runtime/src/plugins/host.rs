@@ -4,6 +4,7 @@
 use super::exec::{ExecPolicy, ExecRequest};
 use super::http::{HttpGrant, HttpPolicy};
 use super::manifest::FileMode;
+use super::output::PluginOutput;
 use super::registry::Plugin;
 use crate::steplog::StepLog;
 use std::sync::Arc;
@@ -238,6 +239,14 @@ pub async fn call(
     let pre = plugin.instance_pre(runtime)?;
     let workspace = call.exec.workspace.clone();
     let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(PluginOutput {
+        log: call.log.clone(),
+        stream: "plugin-stdout",
+    });
+    wasi.stderr(PluginOutput {
+        log: call.log.clone(),
+        stream: "plugin-stderr",
+    });
     if let Some(mode) = plugin.grants.workspace {
         // Same path inside and out, so paths a plugin builds work for the programs it runs.
         let guest_path = workspace.to_string_lossy().into_owned();
@@ -267,7 +276,8 @@ pub async fn call(
         },
         limits: StoreLimitsBuilder::new()
             .memory_size(limits.memory as usize)
-            .instances(8)
+            // A componentize-py component alone has 14 core instances.
+            .instances(64)
             .trap_on_grow_failure(true)
             .build(),
         call: call.clone(),

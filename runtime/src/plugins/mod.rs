@@ -6,6 +6,7 @@ pub mod exec;
 pub mod host;
 pub mod http;
 pub mod manifest;
+pub mod output;
 pub mod registry;
 
 pub use host::Runtime;

@@ -1,0 +1,180 @@
+//! A real Python plugin: `examples/plugins/hello-python` built with componentize-py into a WASI 0.2
+//! component, installed with `--plugins DIR` and run by the real binary.
+//!
+//! componentize-py must be installed (CI does it): `pip install componentize-py==0.25.1`. Without
+//! it this test fails, it never skips. Building the component (~15 s) and compiling it in
+//! wasmtime (~10 s, once; the second run loads it from the plugin cache) make this the slowest
+//! end-to-end test, so it builds once and runs both cases in one sandbox.
+
+use crate::support::{Sandbox, repo, step};
+use std::path::Path;
+use std::process::Command;
+
+/// The componentize-py version the example, the SDK docs and CI use.
+const COMPONENTIZE_PY: &str = "0.25.1";
+
+fn pip_hint() -> String {
+    format!("pip install componentize-py=={COMPONENTIZE_PY}")
+}
+
+/// The installed componentize-py's version, from the script on PATH or, failing that, the Python
+/// package (build.sh falls back the same way).
+fn componentize_py_version() -> Result<String, String> {
+    let script = Command::new("componentize-py").arg("--version").output();
+    let module = || {
+        Command::new("python3")
+            .args([
+                "-c",
+                "import sys; from componentize_py import script; \
+                 sys.argv[0] = 'componentize-py'; sys.exit(script())",
+                "--version",
+            ])
+            .output()
+    };
+    let out = match script {
+        Ok(out) if out.status.success() => out,
+        _ => match module() {
+            Ok(out) if out.status.success() => out,
+            Ok(out) => {
+                // The traceback's last line: `ModuleNotFoundError: No module named …`.
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+                return Err(last.unwrap_or("python3 failed").trim().to_string());
+            }
+            Err(e) => return Err(format!("python3: {e}")),
+        },
+    };
+    // `componentize-py 0.25.1`
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Copies the example's sources (not a `.wasm` or generated bindings left from a local build)
+/// into `dest` and builds `hello_python.wasm` there with its own build.sh.
+fn build_example(dest: &Path) {
+    let version = componentize_py_version().unwrap_or_else(|e| {
+        panic!(
+            "componentize-py is needed to build the Python example plugin and was not found \
+             ({e}).\nInstall it with: {}",
+            pip_hint()
+        )
+    });
+    assert_eq!(
+        version,
+        COMPONENTIZE_PY,
+        "componentize-py {version} is installed; the example is pinned to {COMPONENTIZE_PY}: {}",
+        pip_hint()
+    );
+
+    let example = repo().join("examples/plugins/hello-python");
+    std::fs::create_dir_all(dest).unwrap();
+    for name in ["app.py", "build.sh", "plugin.toml"] {
+        std::fs::copy(example.join(name), dest.join(name)).unwrap();
+    }
+    let started = std::time::Instant::now();
+    let out = Command::new("bash")
+        .arg(dest.join("build.sh"))
+        .env("WASMOPS_WIT", repo().join("wit"))
+        .output()
+        .expect("run build.sh");
+    assert!(
+        out.status.success(),
+        "build.sh failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wasm = dest.join("hello_python.wasm");
+    let size = std::fs::metadata(&wasm)
+        .unwrap_or_else(|e| panic!("build.sh wrote no {}: {e}", wasm.display()))
+        .len();
+    eprintln!(
+        "built hello_python.wasm: {:.1} MiB in {:.1?}",
+        size as f64 / (1 << 20) as f64,
+        started.elapsed()
+    );
+}
+
+fn host_kernel() -> String {
+    let out = Command::new("uname").arg("-s").output().expect("uname");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_python_plugin_built_with_componentize_py_runs_and_reports_bad_config() {
+    let sb = Sandbox::new();
+    let plugin_dir = sb.path("plugins/hello-python");
+    build_example(&plugin_dir);
+    let plugins = sb.path("plugins");
+    let plugins = plugins.to_str().unwrap();
+
+    // A good `with`: summary, outputs (one from a program run through `exec`), and the log line.
+    let (code, run) = sb.run_json(
+        r#"
+properties: { who: Ada }
+steps:
+  - id: greet
+    uses: hello-python
+    with: { name: "{{ who }}" }
+"#,
+        &["--plugins", plugins],
+    );
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let greet = step(&run, "1");
+    assert_eq!(greet["status"], "succeeded", "{greet:#}");
+    assert_eq!(greet["summary"], "hello, Ada from Python");
+    let outputs = &greet["outputs"];
+    assert_eq!(outputs["greeting"], "hello, Ada from Python");
+    assert_eq!(
+        outputs["kernel"],
+        host_kernel(),
+        "from `bash -c 'uname -s'`"
+    );
+    assert!(
+        outputs["python"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.")),
+        "{outputs:#}"
+    );
+
+    let id = run["id"].as_str().unwrap();
+    let logs = sb.wasmops(&["runs", "logs", id]);
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    assert!(
+        logs.stdout.contains("greeting Ada (step 1, attempt 1)"),
+        "the plugin's log line is missing:\n{}",
+        logs.stdout
+    );
+    assert!(
+        logs.stdout.contains(&host_kernel()),
+        "exec output is streamed into the log:\n{}",
+        logs.stdout
+    );
+
+    // A bad `with`: the step fails with the plugin's own message (an `Err` raised in Python).
+    let (code, run) = sb.run_json(
+        r#"
+steps:
+  - uses: hello-python
+    with: { nam: Ada, shout: "yes" }
+"#,
+        &["--plugins", plugins],
+    );
+    assert_ne!(code, 0, "{run:#}");
+    assert_eq!(run["status"], "failed", "{run:#}");
+    let bad = step(&run, "1");
+    assert_eq!(bad["status"], "failed", "{bad:#}");
+    let error = bad["error"].as_str().unwrap_or_default();
+    for expected in [
+        "invalid `with` for hello-python",
+        "missing `name`",
+        "`shout` must be true or false",
+        "unknown key `nam`",
+    ] {
+        assert!(error.contains(expected), "{expected:?} not in {error:?}");
+    }
+}
