@@ -104,6 +104,7 @@ impl Request {
 }
 
 /// `scheme://authority/path?query` → its parts.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn split_url(url: &str) -> Result<(&str, &str, &str), Error> {
     let (scheme, rest) = url
         .split_once("://")

@@ -178,3 +178,47 @@ steps:
         assert!(error.contains(expected), "{expected:?} not in {error:?}");
     }
 }
+
+#[test]
+fn a_new_python_plugin_builds_with_its_script_and_runs() {
+    componentize_py_version()
+        .unwrap_or_else(|e| panic!("componentize-py not found ({e}): {}", pip_hint()));
+    let sb = Sandbox::new();
+    let created = sb.wasmops(&[
+        "plugin",
+        "new",
+        "py-greeter",
+        "--lang",
+        "python",
+        "--dir",
+        sb.path("plugins").to_str().unwrap(),
+    ]);
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let dir = sb.path("plugins/py-greeter");
+    assert!(dir.join("wit/plugin.wit").is_file() && dir.join("app.py").is_file());
+    let out = Command::new("bash")
+        .arg("build.sh")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "build.sh failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let installed = sb.wasmops(&["plugins", "install", dir.to_str().unwrap()]);
+    assert_eq!(installed.code, 0, "{}", installed.stderr);
+    let (code, run) = sb.run_json(
+        "steps:\n  - uses: py-greeter\n    with: { name: Grace }\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{run:#}");
+    assert!(
+        step(&run, "1")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("Grace"),
+        "{run:#}"
+    );
+}

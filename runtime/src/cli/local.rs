@@ -233,6 +233,12 @@ pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<
             println!("requested:    {}", serde_json::to_string(&m.capabilities)?);
             println!("limits:       {}", serde_json::to_string(&m.limits)?);
             println!("in force:     {}", serde_json::to_string(&plugin.grants)?);
+            if !plugin.grants.programs.is_empty() {
+                println!(
+                    "programs:     {}",
+                    crate::plugins::confine::support().detail
+                );
+            }
             if !plugin.grants.missing_programs.is_empty() {
                 println!(
                     "warning:      programs not found on this host: {}",
@@ -260,6 +266,7 @@ fn plugin_json(p: &crate::plugins::Plugin) -> Value {
         "requested": p.manifest.capabilities,
         "limits": p.manifest.limits,
         "grants": p.grants,
+        "confinement": crate::plugins::confine::support().detail,
     })
 }
 

@@ -15,6 +15,12 @@ use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Outputs are stored with every step record and copied into later templates; big data belongs in
+/// files in the workspace.
+const MAX_OUTPUTS_BYTES: usize = 1 << 20;
+/// One summary line, not a report.
+const MAX_SUMMARY_CHARS: usize = 500;
+
 /// Shared by every task of one run.
 struct RunCtx {
     engine: Arc<Engine>,
@@ -554,6 +560,12 @@ impl RunCtx {
         }
         match result? {
             OpResult::Outcome(Ok(WitOutcome::Completed(result))) => {
+                if result.outputs.len() > MAX_OUTPUTS_BYTES {
+                    return Err(format!(
+                        "plugin `{uses}` returned {} bytes of outputs; the limit is {MAX_OUTPUTS_BYTES}",
+                        result.outputs.len()
+                    ));
+                }
                 let outputs = match serde_json::from_str::<Value>(&result.outputs) {
                     Ok(Value::Object(map)) => map,
                     Ok(Value::Null) => Map::new(),
@@ -563,10 +575,14 @@ impl RunCtx {
                         ));
                     }
                 };
-                Ok(Done {
-                    summary: result.summary,
-                    outputs,
-                })
+                let summary =
+                    result
+                        .summary
+                        .map(|s| match s.char_indices().nth(MAX_SUMMARY_CHARS) {
+                            Some((cut, _)) => format!("{}…", &s[..cut]),
+                            None => s,
+                        });
+                Ok(Done { summary, outputs })
             }
             OpResult::Outcome(Ok(WitOutcome::Waiting(_))) => Err(format!(
                 "plugin `{uses}` asked to wait; waiting steps need the daemon (`wasmops up`)"

@@ -22,25 +22,34 @@ impl Step for Hostile {
         let target = config.target;
         match config.attack.as_str() {
             "read-file" => {
-                let text = std::fs::read_to_string(&target).map_err(|e| Error::new(format!("read {target}: {e}")))?;
+                let text = std::fs::read_to_string(&target)
+                    .map_err(|e| Error::new(format!("read {target}: {e}")))?;
                 Ok(Outcome::summary(format!("read {} bytes", text.len())))
             }
             "write-workspace" => {
                 let path = ctx.workspace.join("owned.txt");
-                std::fs::write(&path, "pwned").map_err(|e| Error::new(format!("write {}: {e}", path.display())))?;
+                std::fs::write(&path, "pwned")
+                    .map_err(|e| Error::new(format!("write {}: {e}", path.display())))?;
                 Ok(Outcome::summary("wrote the workspace"))
             }
             "http" => {
                 let resp = wasmops_sdk::http::Request::get(&target).send()?;
-                Ok(Outcome::summary(format!("HTTP {}", resp.status)).with_output("body", resp.text()))
+                Ok(Outcome::summary(format!("HTTP {}", resp.status))
+                    .with_output("body", resp.text()))
             }
             "exec" => {
                 let out = Command::new(&target).arg("--version").run()?;
-                Ok(Outcome::summary(format!("ran {target}: {:?}", out.exit_code)))
+                Ok(Outcome::summary(format!(
+                    "ran {target}: {:?}",
+                    out.exit_code
+                )))
             }
             "secret" => {
                 let value = wasmops_sdk::secrets::get(&target)?;
-                Ok(Outcome::summary(format!("got a secret of {} bytes", value.len())))
+                Ok(Outcome::summary(format!(
+                    "got a secret of {} bytes",
+                    value.len()
+                )))
             }
             "print-secret" => {
                 let value = wasmops_sdk::secrets::get(&target)?;
