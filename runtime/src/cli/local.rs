@@ -158,10 +158,11 @@ pub fn plugins_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
             for p in registry.all() {
                 let kind = format!("{:?}", p.manifest.kind).to_lowercase();
                 println!(
-                    "{:<12} {:<8} {:<9} sha256:{}  {}",
+                    "{:<12} {:<8} {:<9} {:<34} sha256:{}  {}",
                     p.name(),
                     p.manifest.version,
                     kind,
+                    p.manifest.world,
                     &p.digest[..12],
                     p.manifest.description
                 );
