@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmops::engine::{Engine, RunRequest};
+use wasmops::engine::{Engine, RunSpec};
 use wasmops::plugins::{Registry, Runtime};
 use wasmops::project::Projects;
 use wasmops::runs::{RunStatus, Trigger};
 use wasmops::secrets::Secrets;
 use wasmops::store::Store;
-use wasmops::workflow::parse_workflow;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -67,6 +66,8 @@ fn engine(dir: &std::path::Path) -> Arc<Engine> {
         secrets: Secrets::default(),
         workspaces: dir.join("workspaces"),
         unconfined: Default::default(),
+        human_steps: false,
+        live: Default::default(),
     })
 }
 
@@ -87,20 +88,8 @@ fn parallel(n: usize) -> String {
 }
 
 async fn run(engine: &Arc<Engine>, yaml: &str) -> Duration {
-    let workflow = Arc::new(parse_workflow("bench.yaml", yaml).unwrap());
     let started = Instant::now();
-    let run = engine
-        .run(RunRequest {
-            workflow,
-            label: "bench".into(),
-            version: None,
-            file: None,
-            source_dir: None,
-            overrides: Default::default(),
-            trigger: Trigger::manual(None),
-        })
-        .await
-        .unwrap();
+    let run = engine.run_to_end(spec(yaml)).await.unwrap();
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
     started.elapsed()
 }
@@ -109,18 +98,8 @@ async fn run(engine: &Arc<Engine>, yaml: &str) -> Duration {
 async fn plugin_call_cost(engine: &Arc<Engine>) -> Duration {
     let mut samples = Vec::new();
     for _ in 0..50 {
-        let workflow =
-            Arc::new(parse_workflow("bench.yaml", &sequential("uses: noop", 1)).unwrap());
         let run = engine
-            .run(RunRequest {
-                workflow,
-                label: "bench".into(),
-                version: None,
-                file: None,
-                source_dir: None,
-                overrides: Default::default(),
-                trigger: Trigger::manual(None),
-            })
+            .run_to_end(spec(&sequential("uses: noop", 1)))
             .await
             .unwrap();
         let step = &run.steps[0];
@@ -128,6 +107,19 @@ async fn plugin_call_cost(engine: &Arc<Engine>) -> Duration {
         samples.push(took.to_std().unwrap_or_default());
     }
     median(&mut samples)
+}
+
+fn spec(yaml: &str) -> RunSpec {
+    RunSpec {
+        workflow_yaml: yaml.to_string(),
+        file: "bench.yaml".into(),
+        label: "bench".into(),
+        version: None,
+        source_dir: None,
+        overrides: Default::default(),
+        trigger: Trigger::manual(None),
+        from_file: false,
+    }
 }
 
 fn shell(script: &str) -> Duration {

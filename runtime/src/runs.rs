@@ -130,8 +130,38 @@ pub struct StepRun {
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// A parked step: who may decide, until when, and the decision once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitState>,
     #[serde(default)]
     pub children: Vec<StepRun>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WaitState {
+    pub summary: String,
+    /// None: anyone with API access may continue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<crate::workflow::Approvers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// The plugin's opaque state, handed back to it on resume.
+    #[serde(default)]
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionRecord>,
+}
+
+/// A decision on a parked step, recorded before it is acted on.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DecisionRecord {
+    /// `continue|approve|reject|timeout`
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 impl StepRun {
@@ -154,6 +184,7 @@ impl StepRun {
             error: None,
             attempts: 0,
             approved_by: None,
+            wait: None,
             children: Vec::new(),
         }
     }

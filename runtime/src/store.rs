@@ -27,6 +27,8 @@ pub struct Store {
     steps: sled::Tree,
     /// `run id/path/` + sequence → log line.
     logs: sled::Tree,
+    /// run id → what it runs (workflow text, overrides, trigger), for resume and retry.
+    specs: sled::Tree,
 }
 
 impl Store {
@@ -41,6 +43,7 @@ impl Store {
             runs: db.open_tree("runs")?,
             steps: db.open_tree("steps")?,
             logs: db.open_tree("logs")?,
+            specs: db.open_tree("specs")?,
             db,
             flusher: Arc::default(),
         })
@@ -76,6 +79,21 @@ impl Store {
         self.runs
             .insert(run.id.as_bytes(), serde_json::to_vec(&header)?)?;
         Ok(())
+    }
+
+    pub fn put_spec(&self, run_id: &str, spec: &crate::engine::RunSpec) -> Result<()> {
+        self.specs
+            .insert(run_id.as_bytes(), serde_json::to_vec(spec)?)?;
+        Ok(())
+    }
+
+    pub fn load_spec(&self, run_id: &str) -> Result<Option<crate::engine::RunSpec>> {
+        match self.specs.get(run_id.as_bytes())? {
+            Some(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).context("corrupt run spec")?,
+            )),
+            None => Ok(None),
+        }
     }
 
     pub fn put_step(&self, run_id: &str, step: &StepRun) -> Result<()> {

@@ -2,7 +2,7 @@
 
 use super::{LocalOpts, Output};
 use crate::config::Config;
-use crate::engine::{Engine, RunRequest};
+use crate::engine::{Engine, RunSpec};
 use crate::plugins::{Registry, Runtime};
 use crate::project::Projects;
 use crate::runs::{RunStatus, Trigger};
@@ -48,6 +48,8 @@ pub async fn run(
         secrets,
         workspaces: local.data.join("workspaces"),
         unconfined: config.sandbox.unconfined,
+        human_steps: false,
+        live: Default::default(),
     });
     let label = workflow.name.clone().unwrap_or_else(|| {
         file.file_stem()
@@ -59,15 +61,17 @@ pub async fn run(
         .canonicalize()
         .ok()
         .and_then(|f| f.parent().map(Path::to_path_buf));
+    let text = std::fs::read_to_string(file)?;
     let run = engine
-        .run(RunRequest {
-            workflow: Arc::new(workflow),
+        .run_to_end(RunSpec {
+            workflow_yaml: text,
+            file: file.display().to_string(),
             label,
             version: None,
-            file: Some(file.display().to_string()),
             source_dir,
             overrides,
             trigger: Trigger::manual(std::env::var("USER").ok()),
+            from_file: true,
         })
         .await?;
     print_run(&run, output)?;

@@ -1,78 +1,65 @@
 //! Walks a planned step tree: one task per parallel branch, one plugin call per leaf, and a
-//! durable record write for every state change.
+//! durable record write for every state change. Steps a previous attempt of the run completed are
+//! kept, so the same walk serves a first run, a resumed run and a retry.
 
 use super::plan::{Action, Node, Planner, Scope};
-use super::{Engine, RunRequest};
-use crate::plugins::confine::{self, Confinement};
-use crate::plugins::exec::ExecPolicy;
-use crate::plugins::host::{self, CallContext, CallLimits, Op, OpResult, StepRequest, WitOutcome};
-use crate::runs::{Run, RunStatus, StepRun, StepStatus, find_step_mut};
-use crate::secrets::{Redactor, Secrets};
-use crate::steplog::StepLog;
+use super::records::{Done, RunCtx, RunState, find};
+use super::{Engine, RunSpec};
+use crate::runs::{RunStatus, StepRun, StepStatus};
 use crate::workflow::{RunAs, template};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Outputs are stored with every step record and copied into later templates; big data belongs in
-/// files in the workspace.
-const MAX_OUTPUTS_BYTES: usize = 1 << 20;
-/// One summary line, not a report.
-const MAX_SUMMARY_CHARS: usize = 500;
-
-/// Shared by every task of one run.
-struct RunCtx {
-    engine: Arc<Engine>,
-    run_id: String,
-    workflow: String,
-    workspace: std::path::PathBuf,
-    source_dir: Option<std::path::PathBuf>,
-    /// Top-level template variables: workflow properties and overrides, `run`, `trigger`, `secrets`.
-    base: Map<String, Value>,
-    redactor: Redactor,
-    state: Mutex<RunState>,
-}
-
-struct RunState {
-    steps: Vec<StepRun>,
-    /// Step id → `{outputs, status, summary}` for `steps.<id>` in templates.
-    by_id: Map<String, Value>,
-}
+use tokio_util::sync::CancellationToken;
 
 pub(super) async fn execute(
     engine: Arc<Engine>,
-    run: &mut Run,
-    req: RunRequest,
+    run_id: &str,
+    spec: RunSpec,
+    cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut run = engine.load(run_id)?;
     let workspace = engine.workspaces.join(&run.id);
     std::fs::create_dir_all(&workspace)?;
+    let started = Instant::now();
+    let previous = std::mem::take(&mut run.steps);
+    run.status = RunStatus::Running;
+    run.started_at.get_or_insert_with(Utc::now);
+    run.finished_at = None;
 
-    let mut top = req.workflow.properties.clone();
-    crate::project::merge(&mut top, &req.overrides);
+    let workflow = match Engine::parse_spec(&spec) {
+        Ok(w) => w,
+        Err(e) => {
+            run.status = RunStatus::Failed;
+            run.error = Some(e.to_string());
+            return finish(&engine, run, started, &workspace).await;
+        }
+    };
+    let mut top = workflow.properties.clone();
+    crate::project::merge(&mut top, &spec.overrides);
     let mut base = top.clone();
     base.insert(
         "run".into(),
         json!({"id": run.id, "workflow": run.workflow, "version": run.version}),
     );
-    base.insert("trigger".into(), serde_json::to_value(&req.trigger.inputs)?);
+    base.insert(
+        "trigger".into(),
+        serde_json::to_value(&spec.trigger.inputs)?,
+    );
     base.insert("steps".into(), json!({}));
     base.insert("secrets".into(), engine.secrets.as_json());
-
-    let started = Instant::now();
-    run.status = RunStatus::Running;
-    run.started_at = Some(Utc::now());
 
     let planner = Planner {
         projects: &engine.projects,
         context: &Value::Object(base.clone()),
-        overrides: &req.overrides,
+        overrides: &spec.overrides,
     };
     let root_scope = Arc::new(Scope {
         properties: top,
-        dir: req.source_dir.clone(),
+        dir: spec.source_dir.clone(),
     });
-    let nodes = match planner.plan(&req.workflow.steps, &root_scope) {
+    let nodes = match planner.plan(&workflow.steps, &root_scope) {
         Ok(nodes) => nodes,
         Err(e) => {
             run.status = RunStatus::Failed;
@@ -80,8 +67,12 @@ pub(super) async fn execute(
             return finish(&engine, run, started, &workspace).await;
         }
     };
-    run.steps = nodes.iter().map(|n| n.records()).collect();
-    engine.store.put_run(run)?;
+    let mut by_id = Map::new();
+    run.steps = nodes
+        .iter()
+        .map(|n| keep_completed(n.records(), &previous, &mut by_id))
+        .collect();
+    engine.store.put_run(&run)?;
     engine.store.put_steps(&run.id, &run.steps)?;
     engine.store.flush().await?;
 
@@ -91,35 +82,105 @@ pub(super) async fn execute(
         run_id: run.id.clone(),
         workflow: run.workflow.clone(),
         workspace: workspace.clone(),
-        source_dir: req.source_dir,
+        source_dir: spec.source_dir.clone(),
         base,
-        state: Mutex::new(RunState {
-            steps: run.steps.clone(),
-            by_id: Map::new(),
-        }),
+        state: Mutex::new(RunState { run, by_id }),
+        waiters: Default::default(),
     });
-    let ok = run_group(&ctx, &nodes, RunAs::Sequential).await;
-    run.steps = ctx.state.lock().unwrap().steps.clone();
-    run.status = if ok {
-        RunStatus::Succeeded
-    } else {
-        RunStatus::Failed
+    engine
+        .live
+        .runs
+        .lock()
+        .unwrap()
+        .insert(ctx.run_id.clone(), ctx.clone());
+    let outcome = tokio::select! {
+        ok = run_group(&ctx, &nodes, RunAs::Sequential) => if ok { RunStatus::Succeeded } else { RunStatus::Failed },
+        _ = cancel.cancelled() => RunStatus::Cancelled,
     };
+    if outcome == RunStatus::Cancelled {
+        ctx.cancel_running(None, "cancelled").await;
+    }
+    engine.live.runs.lock().unwrap().remove(&ctx.run_id);
+    let mut run = ctx.state.lock().unwrap().run.clone();
+    run.status = outcome;
     finish(&engine, run, started, &workspace).await
+}
+
+/// A run cancelled while it was still queued.
+pub(super) async fn mark_cancelled_before_start(
+    engine: &Engine,
+    run_id: &str,
+) -> anyhow::Result<()> {
+    let mut run = engine.load(run_id)?;
+    run.status = RunStatus::Cancelled;
+    run.finished_at = Some(Utc::now());
+    engine.store.put_run(&run)?;
+    engine.store.flush().await?;
+    Ok(())
+}
+
+/// The planned record, or the stored one when an earlier attempt completed it (or parked it).
+/// Everything else starts over, keeping its attempt count so attempts keep counting up.
+fn keep_completed(
+    planned: StepRun,
+    previous: &[StepRun],
+    by_id: &mut Map<String, Value>,
+) -> StepRun {
+    let Some(old) = find(previous, &planned.path) else {
+        return planned;
+    };
+    let same_step = old.name == planned.name && old.kind == planned.kind;
+    if same_step && matches!(old.status, StepStatus::Succeeded | StepStatus::Skipped) {
+        if let (Some(id), StepStatus::Succeeded) = (&old.id, old.status) {
+            by_id.insert(
+                id.clone(),
+                json!({"outputs": old.outputs, "status": "succeeded", "summary": old.summary}),
+            );
+        }
+        let mut kept = old.shallow();
+        kept.children = planned
+            .children
+            .into_iter()
+            .map(|c| keep_completed(c, previous, by_id))
+            .collect();
+        return kept;
+    }
+    let mut fresh = planned;
+    if same_step {
+        fresh.attempts = old.attempts;
+        if old.status == StepStatus::Waiting {
+            fresh.status = StepStatus::Waiting;
+            fresh.wait = old.wait.clone();
+            fresh.started_at = old.started_at;
+            fresh.summary = old.summary.clone();
+        }
+    }
+    fresh.children = fresh
+        .children
+        .into_iter()
+        .map(|c| keep_completed(c, previous, by_id))
+        .collect();
+    fresh
 }
 
 async fn finish(
     engine: &Engine,
-    run: &mut Run,
+    mut run: crate::runs::Run,
     started: Instant,
     workspace: &std::path::Path,
 ) -> anyhow::Result<()> {
     run.finished_at = Some(Utc::now());
-    run.duration_ms = Some(started.elapsed().as_millis() as u64);
-    engine.store.put_run(run)?;
+    let total = run
+        .started_at
+        .map(|s| (Utc::now() - s).num_milliseconds().max(0) as u64);
+    run.duration_ms = total.or(Some(started.elapsed().as_millis() as u64));
+    engine.store.put_run(&run)?;
+    engine.store.put_steps(&run.id, &run.steps)?;
     engine.store.flush().await?;
     // Outputs and logs are in the store; the scratch space is not needed after the run.
-    let _ = std::fs::remove_dir_all(workspace);
+    if run.status == RunStatus::Succeeded {
+        let _ = std::fs::remove_dir_all(workspace);
+    }
     Ok(())
 }
 
@@ -161,6 +222,11 @@ fn passes(node: &Node, status: StepStatus) -> bool {
 /// Runs one node with its `when`, `retry` and `timeout`; returns its final status.
 fn run_node(ctx: Arc<RunCtx>, node: Arc<Node>) -> futures::future::BoxFuture<'static, StepStatus> {
     Box::pin(async move {
+        if let Some(done @ (StepStatus::Succeeded | StepStatus::Skipped)) =
+            ctx.status_of(&node.path)
+        {
+            return done;
+        }
         if let Some(when) = &node.step.when {
             match template::evaluate(when, &ctx.template_context(&node.scope)) {
                 Ok(v) if template::is_truthy(&v) => {}
@@ -176,25 +242,39 @@ fn run_node(ctx: Arc<RunCtx>, node: Arc<Node>) -> futures::future::BoxFuture<'st
             }
         }
         let retry = &node.step.retry;
-        let mut attempt = 1;
+        let resumed_wait = ctx.status_of(&node.path) == Some(StepStatus::Waiting);
+        let mut attempt =
+            ctx.record(&node.path).map_or(0, |r| r.attempts) + u32::from(!resumed_wait);
+        let first = attempt;
         loop {
             let started = Instant::now();
-            ctx.update(&node.path, |s| {
-                s.status = StepStatus::Running;
-                s.started_at = Some(Utc::now());
-                s.finished_at = None;
-                s.error = None;
-                s.attempts = attempt;
-            })
-            .await;
-            let result = match node.step.timeout {
+            if !(resumed_wait && attempt == first) {
+                ctx.update(&node.path, |s| {
+                    s.status = StepStatus::Running;
+                    s.started_at = Some(Utc::now());
+                    s.finished_at = None;
+                    s.error = None;
+                    s.attempts = attempt;
+                })
+                .await;
+            }
+            // A wait step's `timeout` is how long it may wait; its plugin decides what that means.
+            let limit = node
+                .step
+                .timeout
+                .filter(|_| !matches!(node.action, Action::Wait));
+            let result = match limit {
                 Some(limit) => {
                     match tokio::time::timeout(limit, run_action(&ctx, &node, attempt, Some(limit)))
                         .await
                     {
                         Ok(r) => r,
                         Err(_) => {
-                            ctx.cancel_running(&node).await;
+                            ctx.cancel_running(
+                                Some(&node.path),
+                                "cancelled: the enclosing step timed out",
+                            )
+                            .await;
                             Err(format!(
                                 "timed out after {}",
                                 humantime::format_duration(limit)
@@ -210,7 +290,7 @@ fn run_node(ctx: Arc<RunCtx>, node: Arc<Node>) -> futures::future::BoxFuture<'st
                     ctx.complete(&node, done, elapsed).await;
                     return StepStatus::Succeeded;
                 }
-                Err(e) if attempt < retry.attempts => {
+                Err(e) if attempt < first + retry.attempts - 1 => {
                     let delay = retry.delay_before(attempt + 1);
                     ctx.log(
                         &node,
@@ -232,13 +312,6 @@ fn run_node(ctx: Arc<RunCtx>, node: Arc<Node>) -> futures::future::BoxFuture<'st
     })
 }
 
-/// What a finished step reports.
-#[derive(Default)]
-struct Done {
-    summary: Option<String>,
-    outputs: Map<String, Value>,
-}
-
 async fn run_action(
     ctx: &Arc<RunCtx>,
     node: &Arc<Node>,
@@ -255,13 +328,13 @@ async fn run_action(
         }
         Action::Plugin { uses, with } => {
             let config = render_config(with, &ctx.template_context(&node.scope))?;
-            ctx.call_plugin(node, uses, config, attempt, timeout).await
+            ctx.call_to_completion(node, uses, config, attempt, timeout).await
         }
         Action::Condition { condition } => {
             let value = template::evaluate(condition, &ctx.template_context(&node.scope))
                 .map_err(|e| format!("`if` failed: {e}"))?;
             let config = json!({"if": value, "expression": condition});
-            let done = ctx.call_plugin(node, "condition", config, attempt, timeout).await?;
+            let done = ctx.call_to_completion(node, "condition", config, attempt, timeout).await?;
             let branch = match done.outputs.get("branch").and_then(Value::as_str) {
                 Some("then") => "then",
                 Some("else") => "else",
@@ -277,7 +350,7 @@ async fn run_action(
                 Err(group_failure(ctx, node))
             }
         }
-        Action::Wait => Err("wait and approval steps park the run until someone decides; they need the daemon (`wasmops up`) and cannot run embedded".into()),
+        Action::Wait => ctx.run_wait(node, attempt).await,
         Action::Workflow => Err("workflow steps call published workflows; they need the daemon (`wasmops up`) and cannot run embedded".into()),
     }
 }
@@ -310,7 +383,7 @@ fn render_config(with: &Value, context: &Value) -> Result<Value, String> {
 
 fn group_summary(ctx: &RunCtx, node: &Node) -> String {
     let state = ctx.state.lock().unwrap();
-    let Some(record) = find(&state.steps, &node.path) else {
+    let Some(record) = find(&state.run.steps, &node.path) else {
         return String::new();
     };
     let total = record.children.len();
@@ -332,7 +405,7 @@ fn group_summary(ctx: &RunCtx, node: &Node) -> String {
 
 fn group_failure(ctx: &RunCtx, node: &Node) -> String {
     let state = ctx.state.lock().unwrap();
-    let failed: Vec<String> = find(&state.steps, &node.path)
+    let failed: Vec<String> = find(&state.run.steps, &node.path)
         .map(|r| {
             r.children
                 .iter()
@@ -344,297 +417,8 @@ fn group_failure(ctx: &RunCtx, node: &Node) -> String {
     format!("failed: {}", failed.join(", "))
 }
 
-fn find<'a>(steps: &'a [StepRun], path: &str) -> Option<&'a StepRun> {
-    let mut indices = path
-        .split('.')
-        .map(|i| i.parse::<usize>().ok().and_then(|i| i.checked_sub(1)));
-    let mut node = steps.get(indices.next()??)?;
-    for index in indices {
-        node = node.children.get(index?)?;
-    }
-    Some(node)
-}
-
 impl RunCtx {
-    fn template_context(&self, scope: &Scope) -> Value {
-        let mut ctx = self.base.clone();
-        ctx.insert("properties".into(), Value::Object(scope.properties.clone()));
-        ctx.insert(
-            "steps".into(),
-            Value::Object(self.state.lock().unwrap().by_id.clone()),
-        );
-        Value::Object(ctx)
+    fn status_of(&self, path: &str) -> Option<StepStatus> {
+        find(&self.state.lock().unwrap().run.steps, path).map(|s| s.status)
     }
-
-    /// Applies a change to a step record and makes it durable.
-    async fn update(&self, path: &str, change: impl FnOnce(&mut StepRun)) {
-        let record = {
-            let mut state = self.state.lock().unwrap();
-            let Some(step) = find_step_mut(&mut state.steps, path) else {
-                return;
-            };
-            change(step);
-            step.shallow()
-        };
-        self.persist(&[record]).await;
-    }
-
-    async fn persist(&self, records: &[StepRun]) {
-        for record in records {
-            if let Err(e) = self.engine.store.put_step(&self.run_id, record) {
-                tracing::error!(run = %self.run_id, step = %record.path, "cannot store step: {e:#}");
-            }
-        }
-        if let Err(e) = self.engine.store.flush().await {
-            tracing::error!(run = %self.run_id, "cannot flush the store: {e:#}");
-        }
-    }
-
-    fn log(&self, node: &Node, stream: &str, text: &str) {
-        let line = crate::steplog::LogLine {
-            ts: Utc::now().timestamp_millis(),
-            stream: stream.into(),
-            text: self.redactor.redact(text),
-        };
-        let _ = self
-            .engine
-            .store
-            .append_logs(&self.run_id, &node.path, &[line]);
-    }
-
-    async fn complete(&self, node: &Node, done: Done, elapsed: Duration) {
-        let summary = done.summary.map(|s| self.redactor.redact(&s));
-        let outputs = match self.redactor.redact_json(&Value::Object(done.outputs)) {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        if let Some(id) = &node.step.id {
-            self.state.lock().unwrap().by_id.insert(
-                id.clone(),
-                json!({"outputs": outputs, "status": "succeeded", "summary": summary}),
-            );
-        }
-        self.update(&node.path, |s| {
-            s.status = StepStatus::Succeeded;
-            s.finished_at = Some(Utc::now());
-            s.duration_ms = Some(elapsed.as_millis() as u64);
-            s.summary = summary;
-            s.outputs = outputs;
-        })
-        .await;
-    }
-
-    async fn fail(&self, node: &Node, error: String, attempts: u32) {
-        self.fail_after(node, error, attempts, Duration::ZERO).await
-    }
-
-    async fn fail_after(&self, node: &Node, error: String, attempts: u32, elapsed: Duration) {
-        let error = self.redactor.redact(&error);
-        if let Some(id) = &node.step.id {
-            self.state.lock().unwrap().by_id.insert(
-                id.clone(),
-                json!({"outputs": {}, "status": "failed", "summary": null}),
-            );
-        }
-        self.update(&node.path, |s| {
-            s.status = StepStatus::Failed;
-            s.finished_at = Some(Utc::now());
-            s.duration_ms = Some(elapsed.as_millis() as u64);
-            s.summary = Some(error.lines().next().unwrap_or_default().to_string());
-            s.error = Some(error);
-            if attempts > 0 {
-                s.attempts = attempts;
-            }
-        })
-        .await;
-    }
-
-    /// Marks a subtree skipped (a false `when`, a branch not taken).
-    async fn skip_tree(&self, node: &Node, reason: &str) {
-        let mut records = Vec::new();
-        {
-            let mut state = self.state.lock().unwrap();
-            let mut stack = vec![node];
-            while let Some(n) = stack.pop() {
-                if let Some(step) = find_step_mut(&mut state.steps, &n.path) {
-                    step.status = StepStatus::Skipped;
-                    step.summary = Some(reason.to_string());
-                    records.push(step.shallow());
-                }
-                stack.extend(n.children.iter().map(|c| c.as_ref()));
-            }
-        }
-        self.persist(&records).await;
-    }
-
-    /// After a timeout dropped a subtree's futures: whatever was still running is cancelled.
-    async fn cancel_running(&self, node: &Node) {
-        let mut records = Vec::new();
-        {
-            let mut state = self.state.lock().unwrap();
-            let mut stack: Vec<&Node> = node.children.iter().map(|c| c.as_ref()).collect();
-            while let Some(n) = stack.pop() {
-                if let Some(step) = find_step_mut(&mut state.steps, &n.path)
-                    && matches!(step.status, StepStatus::Running | StepStatus::Waiting)
-                {
-                    step.status = StepStatus::Cancelled;
-                    step.finished_at = Some(Utc::now());
-                    step.summary = Some("cancelled: the enclosing step timed out".into());
-                    records.push(step.shallow());
-                }
-                stack.extend(n.children.iter().map(|c| c.as_ref()));
-            }
-        }
-        self.persist(&records).await;
-    }
-
-    async fn call_plugin(
-        &self,
-        node: &Node,
-        uses: &str,
-        config: Value,
-        attempt: u32,
-        step_timeout: Option<Duration>,
-    ) -> Result<Done, String> {
-        let engine = &self.engine;
-        let plugin = engine.registry.get(uses).ok_or_else(|| {
-            let known: Vec<&str> = engine.registry.step_plugin_names().collect();
-            let hint = crate::diagnostics::did_you_mean(uses, known.iter().copied())
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_else(|| format!("; installed: {}", known.join(", ")));
-            format!("unknown plugin `{uses}`{hint}")
-        })?;
-        let plugin_timeout = plugin.grants.timeout;
-        let wall = step_timeout.map_or(plugin_timeout, |t| t.min(plugin_timeout));
-        let log = StepLog::new(self.redactor.clone());
-        let granted_env = plugin
-            .grants
-            .env
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
-            .collect();
-        let secrets = granted_secrets(&engine.secrets, &plugin.grants.secrets);
-        let call = Arc::new(CallContext {
-            plugin: plugin.name().to_string(),
-            log: log.clone(),
-            exec: ExecPolicy {
-                programs: plugin.grants.programs.clone(),
-                workspace: self.workspace.clone(),
-                env: granted_env,
-                confinement: self.confinement(&plugin.grants, node),
-            },
-            secrets,
-            deadline: Instant::now() + wall,
-            http_grants: plugin.grants.http.clone(),
-            http_allow_private: plugin.grants.allow_private_http,
-            denials: Default::default(),
-        });
-        let request = StepRequest {
-            run_id: self.run_id.clone(),
-            step_path: node.path.clone(),
-            step_id: node.step.id.clone(),
-            config: config.to_string(),
-            context: json!({
-                "properties": node.scope.properties,
-                "run": {"id": self.run_id, "workflow": self.workflow},
-            })
-            .to_string(),
-            attempt,
-            idempotency_key: format!("{}/{}", self.run_id, node.path),
-            workspace: self.workspace.to_string_lossy().into_owned(),
-            source_dir: node
-                .scope
-                .dir
-                .as_ref()
-                .or(self.source_dir.as_ref())
-                .map(|d| d.to_string_lossy().into_owned()),
-        };
-        let limits = CallLimits {
-            memory: plugin.grants.memory,
-            wall,
-        };
-        let result = host::call(&engine.runtime, &plugin, call, limits, Op::Run(request)).await;
-        let lines = log.drain();
-        if let Err(e) = engine.store.append_logs(&self.run_id, &node.path, &lines) {
-            tracing::error!(run = %self.run_id, "cannot store logs: {e:#}");
-        }
-        match result? {
-            OpResult::Outcome(Ok(WitOutcome::Completed(result))) => {
-                if result.outputs.len() > MAX_OUTPUTS_BYTES {
-                    return Err(format!(
-                        "plugin `{uses}` returned {} bytes of outputs; the limit is {MAX_OUTPUTS_BYTES}",
-                        result.outputs.len()
-                    ));
-                }
-                let outputs = match serde_json::from_str::<Value>(&result.outputs) {
-                    Ok(Value::Object(map)) => map,
-                    Ok(Value::Null) => Map::new(),
-                    Ok(_) | Err(_) => {
-                        return Err(format!(
-                            "plugin `{uses}` returned outputs that are not a JSON object"
-                        ));
-                    }
-                };
-                let summary =
-                    result
-                        .summary
-                        .map(|s| match s.char_indices().nth(MAX_SUMMARY_CHARS) {
-                            Some((cut, _)) => format!("{}…", &s[..cut]),
-                            None => s,
-                        });
-                Ok(Done { summary, outputs })
-            }
-            OpResult::Outcome(Ok(WitOutcome::Waiting(_))) => Err(format!(
-                "plugin `{uses}` asked to wait; waiting steps need the daemon (`wasmops up`)"
-            )),
-            OpResult::Outcome(Err(e)) => Err(e),
-            _ => Err(format!("plugin `{uses}` answered the wrong call")),
-        }
-    }
-}
-
-impl RunCtx {
-    /// What the programs a plugin starts may touch: the workspace, the workflow's directory to
-    /// read, the granted directories, and what the granted programs need to start.
-    fn confinement(&self, grants: &crate::capabilities::Grants, node: &Node) -> Confinement {
-        use crate::plugins::manifest::FileMode;
-        let mut read_write = vec![self.workspace.clone()];
-        let mut read_only: Vec<std::path::PathBuf> = node
-            .scope
-            .dir
-            .iter()
-            .chain(self.source_dir.iter())
-            .cloned()
-            .collect();
-        for (dir, mode) in &grants.dirs {
-            match mode {
-                FileMode::Rw => read_write.push(dir.clone()),
-                FileMode::Ro => read_only.push(dir.clone()),
-            }
-        }
-        read_only.extend(
-            grants
-                .programs
-                .values()
-                .flat_map(|p| confine::program_roots(p)),
-        );
-        read_only.sort();
-        read_only.dedup();
-        Confinement {
-            read_write,
-            read_only,
-            network: grants.network,
-            unconfined: self.engine.unconfined,
-        }
-    }
-}
-
-fn granted_secrets(secrets: &Secrets, patterns: &[String]) -> Vec<(String, String)> {
-    let Value::Object(all) = secrets.as_json() else {
-        return Vec::new();
-    };
-    all.into_iter()
-        .filter(|(k, _)| Secrets::is_granted(patterns, k))
-        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-        .collect()
 }

@@ -1,18 +1,29 @@
 //! The engine: turns a workflow into a run, walks its step tree on tokio (sequential and
-//! parallel stages, conditions, retries, timeouts) and records every state change durably.
+//! parallel stages, conditions, retries, timeouts, parked human steps) and records every state
+//! change durably, so a run can be resumed after a restart, retried, or cancelled.
 
+mod call;
 mod executor;
 mod plan;
+mod records;
+mod waits;
+
+pub use waits::{Actor, DecisionInput};
 
 use crate::plugins::{Registry, Runtime};
 use crate::project::Projects;
-use crate::runs::{Run, RunStatus, StepRun, Trigger, new_run_id};
+use crate::runs::{Run, RunStatus, Trigger, new_run_id};
 use crate::secrets::Secrets;
 use crate::store::Store;
 use crate::workflow::Workflow;
+use records::RunCtx;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// Everything runs share: plugins, the store, projects and secrets.
 pub struct Engine {
@@ -25,43 +36,214 @@ pub struct Engine {
     pub workspaces: PathBuf,
     /// What to do when programs cannot be confined on this host.
     pub unconfined: crate::plugins::confine::Unconfined,
+    /// Whether someone can decide parked steps (the daemon's API); embedded runs fail wait steps.
+    pub human_steps: bool,
+    pub live: LiveRuns,
 }
 
-/// A request to run a workflow.
-pub struct RunRequest {
-    pub workflow: Arc<Workflow>,
+/// Runs this process is driving, and the per-workflow slots that queue them.
+#[derive(Default)]
+pub struct LiveRuns {
+    runs: Mutex<HashMap<String, Arc<RunCtx>>>,
+    cancels: Mutex<HashMap<String, CancellationToken>>,
+    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// Everything needed to (re)start a run, stored with it so a restart or a retry plans the very
+/// same workflow version.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub workflow_yaml: String,
+    /// Shown in errors: the file or the workflow path.
+    pub file: String,
     /// The workflow's path, or its name when run from a file.
     pub label: String,
     pub version: Option<u32>,
-    pub file: Option<String>,
     /// Where relative paths in the workflow (script files…) are resolved.
     pub source_dir: Option<PathBuf>,
     pub overrides: Map<String, Value>,
     pub trigger: Trigger,
+    /// Whether the run record names its file (`wasmops run FILE`).
+    #[serde(default)]
+    pub from_file: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
 }
 
 impl Engine {
-    /// Creates the run record, runs it to the end and returns the final record.
-    pub async fn run(self: &Arc<Self>, req: RunRequest) -> anyhow::Result<Run> {
-        let now = chrono::Utc::now();
-        let mut run = Run {
+    pub fn parse_spec(spec: &RunSpec) -> Result<Workflow, EngineError> {
+        crate::workflow::parse_workflow(&spec.file, &spec.workflow_yaml)
+            .map_err(|e| EngineError::Invalid(e.to_string()))
+    }
+
+    /// Records a queued run durably and returns it; `drive` runs it.
+    pub async fn create(&self, spec: RunSpec) -> Result<Run, EngineError> {
+        let workflow = Self::parse_spec(&spec)?;
+        let run = Run {
             id: new_run_id(),
-            workflow: req.label.clone(),
-            version: req.version,
-            file: req.file.clone(),
+            workflow: spec.label.clone(),
+            version: spec.version,
+            file: spec.from_file.then(|| spec.file.clone()),
             status: RunStatus::Queued,
-            trigger: req.trigger.clone(),
-            property_overrides: req.overrides.clone(),
-            created_at: now,
+            trigger: spec.trigger.clone(),
+            property_overrides: spec.overrides.clone(),
+            created_at: chrono::Utc::now(),
             started_at: None,
             finished_at: None,
             duration_ms: None,
             error: None,
-            steps: Vec::<StepRun>::new(),
+            steps: Vec::new(),
         };
+        let _ = workflow;
+        self.store.put_spec(&run.id, &spec)?;
         self.store.put_run(&run)?;
         self.store.flush().await?;
-        executor::execute(self.clone(), &mut run, req).await?;
+        Ok(run)
+    }
+
+    /// Starts a run in the background and returns its queued record.
+    pub async fn submit(self: &Arc<Self>, spec: RunSpec) -> Result<Run, EngineError> {
+        let run = self.create(spec).await?;
+        self.spawn(run.id.clone());
+        Ok(run)
+    }
+
+    pub fn spawn(self: &Arc<Self>, run_id: String) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.drive(&run_id).await {
+                tracing::error!(run = %run_id, "run failed to execute: {e:#}");
+            }
+        });
+    }
+
+    /// Runs to the end in this task (embedded `wasmops run`) and returns the final record.
+    pub async fn run_to_end(self: &Arc<Self>, spec: RunSpec) -> Result<Run, EngineError> {
+        let run = self.create(spec).await?;
+        self.drive(&run.id).await?;
+        self.load(&run.id)
+    }
+
+    pub fn load(&self, run_id: &str) -> Result<Run, EngineError> {
+        self.store
+            .load_run(run_id)?
+            .ok_or_else(|| EngineError::NotFound(format!("no run `{run_id}`")))
+    }
+
+    /// Waits for a slot of the run's workflow (one run at a time unless `concurrency` says
+    /// otherwise; waiting runs queue in order), then executes or resumes it.
+    pub async fn drive(self: &Arc<Self>, run_id: &str) -> anyhow::Result<()> {
+        let spec = self
+            .store
+            .load_spec(run_id)?
+            .ok_or_else(|| anyhow::anyhow!("run `{run_id}` has no stored spec"))?;
+        let concurrency = Self::parse_spec(&spec).map(|w| w.concurrency).unwrap_or(1);
+        let slot = {
+            let mut slots = self.live.slots.lock().unwrap();
+            slots
+                .entry(spec.label.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(concurrency as usize)))
+                .clone()
+        };
+        let cancel = self.cancel_token(run_id);
+        let permit = tokio::select! {
+            permit = slot.acquire_owned() => permit?,
+            _ = cancel.cancelled() => {
+                return executor::mark_cancelled_before_start(self, run_id).await;
+            }
+        };
+        let result = executor::execute(self.clone(), run_id, spec, cancel).await;
+        drop(permit);
+        self.live.cancels.lock().unwrap().remove(run_id);
+        result
+    }
+
+    fn cancel_token(&self, run_id: &str) -> CancellationToken {
+        self.live
+            .cancels
+            .lock()
+            .unwrap()
+            .entry(run_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// After a restart: queued runs start (in the order they were created) and runs that were
+    /// running or waiting resume; completed steps are kept, interrupted ones run again.
+    pub fn recover(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let mut pending: Vec<Run> = self
+            .store
+            .list_runs()?
+            .into_iter()
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    RunStatus::Queued | RunStatus::Running | RunStatus::Waiting
+                )
+            })
+            .collect();
+        pending.sort_by_key(|r| r.created_at);
+        for run in &pending {
+            self.spawn(run.id.clone());
+        }
+        Ok(pending.len())
+    }
+
+    /// Stops a queued, running or waiting run: running plugins and their programs are stopped.
+    pub async fn cancel(&self, run_id: &str) -> Result<Run, EngineError> {
+        let run = self.load(run_id)?;
+        if !matches!(
+            run.status,
+            RunStatus::Queued | RunStatus::Running | RunStatus::Waiting
+        ) {
+            return Err(EngineError::Conflict(
+                format!(
+                    "run `{run_id}` is {:?}; only queued, running or waiting runs can be cancelled",
+                    run.status
+                )
+                .to_lowercase(),
+            ));
+        }
+        let token = self.live.cancels.lock().unwrap().get(run_id).cloned();
+        match token {
+            Some(token) => token.cancel(),
+            None => {
+                return Err(EngineError::Conflict(format!(
+                    "run `{run_id}` is not being driven by this daemon"
+                )));
+            }
+        }
+        Ok(self.load(run_id)?)
+    }
+
+    /// Runs a failed or cancelled run again: completed steps are kept, failed and unfinished
+    /// ones run again.
+    pub async fn retry(self: &Arc<Self>, run_id: &str) -> Result<Run, EngineError> {
+        let mut run = self.load(run_id)?;
+        if !matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
+            return Err(EngineError::Conflict(format!(
+                "run `{run_id}` is {}; only failed or cancelled runs can be retried",
+                format!("{:?}", run.status).to_lowercase()
+            )));
+        }
+        run.status = RunStatus::Queued;
+        run.finished_at = None;
+        run.error = None;
+        self.store.put_run(&run)?;
+        self.store.flush().await?;
+        self.spawn(run_id.to_string());
         Ok(run)
     }
 }

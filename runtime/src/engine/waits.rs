@@ -1,0 +1,270 @@
+//! Parked human steps: a wait plugin asks to wait, the run is parked durably (no plugin instance
+//! held), and a decision — continue, approve, reject, or the timeout — resumes the plugin.
+
+use super::call::{CallKind, PluginOutcome};
+use super::plan::Node;
+use super::records::{Done, RunCtx};
+use super::{Engine, EngineError};
+use crate::plugins::host::{Decision, DecisionKind};
+use crate::runs::{DecisionRecord, RunStatus, StepRun, StepStatus, WaitState};
+use crate::workflow::{Approvers, OnTimeout, StepKind};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+/// Who is acting, with the groups the directory gives them.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DecisionInput {
+    /// `continue`, `approve` or `reject`.
+    pub kind: String,
+    pub comment: Option<String>,
+}
+
+/// The `with` the `wait` plugin gets from a workflow's wait step.
+pub(super) fn wait_config(node: &Node) -> Value {
+    let StepKind::Wait {
+        approvers,
+        on_timeout,
+    } = &node.step.kind
+    else {
+        return json!({});
+    };
+    let approvers = approvers.clone().unwrap_or_default();
+    json!({
+        "user_names": approvers.user_names,
+        "ldap_groups": approvers.ldap_groups,
+        "timeout_ms": node.step.timeout.map(|t| t.as_millis() as u64),
+        "on_timeout": match on_timeout { OnTimeout::Reject => "reject", OnTimeout::Approve => "approve" },
+    })
+}
+
+impl RunCtx {
+    /// Runs a wait step: the plugin parks it, a decision (or the deadline) resumes it.
+    pub async fn run_wait(&self, node: &Node, attempt: u32) -> Result<Done, String> {
+        if !self.engine.human_steps {
+            return Err("wait and approval steps park the run until someone decides through the API; run this workflow under the daemon (`wasmops up`)".into());
+        }
+        let config = wait_config(node);
+        // A step already parked before a restart goes straight back to waiting.
+        if self.record(&node.path).and_then(|r| r.wait).is_none() {
+            match self
+                .call_plugin(node, "wait", config.clone(), attempt, None, CallKind::Run)
+                .await?
+            {
+                PluginOutcome::Done(done) => return Ok(done),
+                PluginOutcome::Waiting(request) => self.park(node, request).await,
+            }
+        }
+        loop {
+            let decision = self.await_decision(node).await;
+            let wait = self
+                .record(&node.path)
+                .and_then(|r| r.wait)
+                .unwrap_or_else(|| WaitState {
+                    summary: String::new(),
+                    approvers: None,
+                    deadline: None,
+                    state: String::new(),
+                    decision: None,
+                });
+            self.update(&node.path, |s| s.status = StepStatus::Running)
+                .await;
+            self.set_run_status(RunStatus::Running).await;
+            let wit = Decision {
+                kind: match decision.kind.as_str() {
+                    "approve" => DecisionKind::Approve,
+                    "reject" => DecisionKind::Reject,
+                    "timeout" => DecisionKind::Timeout,
+                    _ => DecisionKind::Continue,
+                },
+                actor: decision.by.clone(),
+                comment: decision.comment.clone(),
+            };
+            let resumed = self
+                .call_plugin(
+                    node,
+                    "wait",
+                    config.clone(),
+                    attempt,
+                    None,
+                    CallKind::Resume {
+                        state: wait.state,
+                        decision: wit,
+                    },
+                )
+                .await?;
+            match resumed {
+                PluginOutcome::Done(mut done) => {
+                    if decision.kind == "approve" {
+                        done.approved_by = decision.by.clone();
+                    }
+                    return Ok(done);
+                }
+                PluginOutcome::Waiting(request) => self.park(node, request).await,
+            }
+        }
+    }
+
+    async fn park(&self, node: &Node, request: crate::plugins::host::WaitRequest) {
+        let wait = WaitState {
+            summary: request.summary.clone(),
+            approvers: request.approvers.map(|a| Approvers {
+                user_names: a.user_names,
+                ldap_groups: a.groups,
+            }),
+            deadline: request.timeout_ms.map(|ms| {
+                Utc::now() + chrono::Duration::milliseconds(ms.min(i64::MAX as u64) as i64)
+            }),
+            state: request.state,
+            decision: None,
+        };
+        self.update(&node.path, |s| {
+            s.status = StepStatus::Waiting;
+            s.summary = Some(wait.summary.clone());
+            s.wait = Some(wait);
+        })
+        .await;
+        self.set_run_status(RunStatus::Waiting).await;
+    }
+
+    /// Holds no thread: a task waits on a notification or the deadline.
+    async fn await_decision(&self, node: &Node) -> DecisionRecord {
+        let notify = self.waiter(&node.path);
+        loop {
+            let wait = self.record(&node.path).and_then(|r| r.wait);
+            if let Some(decision) = wait.as_ref().and_then(|w| w.decision.clone()) {
+                return decision;
+            }
+            match wait.and_then(|w| w.deadline) {
+                Some(deadline) => {
+                    let left = (deadline - Utc::now()).to_std().unwrap_or_default();
+                    tokio::select! {
+                        _ = notify.notified() => {}
+                        _ = tokio::time::sleep(left) => {
+                            let decision = DecisionRecord { kind: "timeout".into(), by: None, comment: None, at: Utc::now() };
+                            self.record_decision(&node.path, decision).await;
+                        }
+                    }
+                }
+                None => notify.notified().await,
+            }
+        }
+    }
+
+    async fn record_decision(&self, path: &str, decision: DecisionRecord) {
+        self.update(path, |s| {
+            if let Some(wait) = &mut s.wait
+                && wait.decision.is_none()
+            {
+                wait.decision = Some(decision);
+            }
+        })
+        .await;
+        self.waiter(path).notify_one();
+    }
+}
+
+impl Engine {
+    /// Continues, approves or rejects a parked step. The decision is durable before this returns;
+    /// someone not entitled to decide gets `Forbidden` and nothing is recorded.
+    pub async fn decide(
+        &self,
+        run_id: &str,
+        step: &str,
+        input: DecisionInput,
+        actor: &Actor,
+    ) -> Result<StepRun, EngineError> {
+        let run = self.load(run_id)?;
+        let record = find_by_path_or_id(&run.steps, step).ok_or_else(|| {
+            EngineError::NotFound(format!(
+                "run `{run_id}` has no step with path or id `{step}`"
+            ))
+        })?;
+        let Some(wait) = record
+            .wait
+            .clone()
+            .filter(|_| record.status == StepStatus::Waiting)
+        else {
+            return Err(EngineError::Conflict(format!(
+                "step {} ({}) is not waiting for a decision",
+                record.path, record.name
+            )));
+        };
+        if wait.decision.is_some() {
+            return Err(EngineError::Conflict(format!(
+                "step {} was already decided",
+                record.path
+            )));
+        }
+        match (&wait.approvers, input.kind.as_str()) {
+            (None, "continue" | "reject") => {}
+            (None, other) => {
+                return Err(EngineError::Invalid(format!(
+                    "step {} is a plain wait: continue or reject it, not `{other}`",
+                    record.path
+                )));
+            }
+            (Some(_), "continue") => {
+                return Err(EngineError::Conflict(format!(
+                    "step {} is an approval gate: approve or reject it",
+                    record.path
+                )));
+            }
+            (Some(approvers), "approve" | "reject") => {
+                let named = approvers.user_names.iter().any(|u| *u == actor.name);
+                let in_group = approvers
+                    .ldap_groups
+                    .iter()
+                    .any(|g| actor.groups.contains(g));
+                if !named && !in_group {
+                    return Err(EngineError::Forbidden(format!(
+                        "{} may not decide step {}: approvers are {}",
+                        actor.name,
+                        record.path,
+                        describe(approvers)
+                    )));
+                }
+            }
+            (_, other) => {
+                return Err(EngineError::Invalid(format!(
+                    "unknown decision `{other}`: continue, approve or reject"
+                )));
+            }
+        }
+        let ctx = self.live.runs.lock().unwrap().get(run_id).cloned();
+        let Some(ctx) = ctx else {
+            return Err(EngineError::Conflict(format!(
+                "run `{run_id}` is not active in this daemon yet; try again in a moment"
+            )));
+        };
+        let decision = DecisionRecord {
+            kind: input.kind,
+            by: Some(actor.name.clone()),
+            comment: input.comment,
+            at: Utc::now(),
+        };
+        ctx.record_decision(&record.path, decision).await;
+        Ok(ctx.record(&record.path).unwrap_or_else(|| record.shallow()))
+    }
+}
+
+fn describe(approvers: &Approvers) -> String {
+    let mut who: Vec<String> = approvers.user_names.clone();
+    who.extend(approvers.ldap_groups.iter().map(|g| format!("group {g}")));
+    who.join(", ")
+}
+
+pub fn find_by_path_or_id<'a>(steps: &'a [StepRun], wanted: &str) -> Option<&'a StepRun> {
+    steps.iter().find_map(|s| {
+        if s.path == wanted || s.id.as_deref() == Some(wanted) {
+            Some(s)
+        } else {
+            find_by_path_or_id(&s.children, wanted)
+        }
+    })
+}
