@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmops::engine::{Engine, RunSpec};
 use wasmops::plugins::{Registry, Runtime};
-use wasmops::project::Projects;
 use wasmops::runs::{RunStatus, Trigger};
 use wasmops::secrets::Secrets;
 use wasmops::store::Store;
@@ -62,7 +61,7 @@ fn engine(dir: &std::path::Path) -> Arc<Engine> {
         runtime: Arc::new(Runtime::new(Some(dir.join("plugin-cache"))).unwrap()),
         registry: Arc::new(Registry::builtin(Default::default()).unwrap()),
         store: Store::open(dir).unwrap(),
-        projects: Arc::new(Projects::default()),
+        projects: Default::default(),
         secrets: Secrets::default(),
         workspaces: dir.join("workspaces"),
         unconfined: Default::default(),

@@ -3,8 +3,10 @@
 //! decides what each plugin may touch.
 
 pub mod capabilities;
+pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod diagnostics;
 pub mod engine;
 pub mod plugins;

@@ -59,27 +59,14 @@ pub struct ResolvedTarget {
 impl Projects {
     /// Loads a `project.yaml`-style file, or every `project.yaml` under a directory.
     pub fn load(path: &Path) -> Result<Projects, Diagnostics> {
-        let mut files = Vec::new();
-        if path.is_dir() {
-            find_project_files(path, &mut files);
-            if files.is_empty() {
-                return Err(Diagnostics(vec![Diagnostic {
-                    file: path.display().to_string(),
-                    location: Default::default(),
-                    yaml_path: String::new(),
-                    message: "no project.yaml found in this directory".into(),
-                    hint: Some(
-                        "a project directory holds project.yaml and workflows/*.yaml".into(),
-                    ),
-                }]));
-            }
-        } else {
-            files.push(path.to_path_buf());
-        }
+        Projects::from_sources(&ProjectSource::read_all(path)?)
+    }
+
+    pub fn from_sources(sources: &[ProjectSource]) -> Result<Projects, Diagnostics> {
         let mut projects = Projects::default();
         let mut errors = Vec::new();
-        for file in files {
-            match load_project_file(&file) {
+        for source in sources {
+            match source.parse() {
                 Ok(p) => {
                     projects.projects.insert(p.code.clone(), p);
                 }
@@ -195,42 +182,101 @@ fn find_project_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn load_project_file(file: &Path) -> Result<Project, Diagnostics> {
-    let name = file.display().to_string();
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        Diagnostics(vec![Diagnostic {
-            file: name.clone(),
-            location: Default::default(),
-            yaml_path: String::new(),
-            message: format!("cannot read: {e}"),
-            hint: None,
-        }])
-    })?;
-    let root = yaml::load(&name, &text).map_err(|d| Diagnostics(vec![d]))?;
-    let mut loader = Loader {
-        file: &name,
-        errors: Vec::new(),
-    };
-    let mut project = loader.project(&root);
-    if let Some(dir) = file.parent() {
-        project.dir = Some(dir.to_path_buf());
-        let workflows = dir.join("workflows");
-        if let Ok(entries) = std::fs::read_dir(&workflows) {
+/// A project as files: what `wasmops apply` sends and the daemon stores.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ProjectSource {
+    /// The project file's name, for messages.
+    pub file: String,
+    pub yaml: String,
+    /// The project directory on the machine it was applied from (script files are read there).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// `workflows/*.yaml`: code → YAML.
+    #[serde(default)]
+    pub workflows: BTreeMap<String, String>,
+}
+
+impl ProjectSource {
+    /// Reads a `project.yaml`-style file, or every `project.yaml` under a directory.
+    pub fn read_all(path: &Path) -> Result<Vec<ProjectSource>, Diagnostics> {
+        let mut files = Vec::new();
+        if path.is_dir() {
+            find_project_files(path, &mut files);
+            if files.is_empty() {
+                return Err(Diagnostics(vec![Diagnostic {
+                    file: path.display().to_string(),
+                    location: Default::default(),
+                    yaml_path: String::new(),
+                    message: "no project.yaml found in this directory".into(),
+                    hint: Some(
+                        "a project directory holds project.yaml and workflows/*.yaml".into(),
+                    ),
+                }]));
+            }
+        } else {
+            files.push(path.to_path_buf());
+        }
+        files.iter().map(|f| ProjectSource::read(f)).collect()
+    }
+
+    fn read(file: &Path) -> Result<ProjectSource, Diagnostics> {
+        let name = file.display().to_string();
+        let yaml = std::fs::read_to_string(file).map_err(|e| {
+            Diagnostics(vec![Diagnostic {
+                file: name.clone(),
+                location: Default::default(),
+                yaml_path: String::new(),
+                message: format!("cannot read: {e}"),
+                hint: None,
+            }])
+        })?;
+        let dir = file
+            .parent()
+            .map(|d| d.canonicalize().unwrap_or_else(|_| d.to_path_buf()));
+        let mut workflows = BTreeMap::new();
+        if let Some(dir) = &dir
+            && let Ok(entries) = std::fs::read_dir(dir.join("workflows"))
+        {
             for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
                 let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
                 if let (true, Some(stem)) = (is_yaml, path.file_stem()) {
                     let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    project
-                        .workflows
-                        .insert(stem.to_string_lossy().into_owned(), (path.clone(), text));
+                    workflows.insert(stem.to_string_lossy().into_owned(), text);
                 }
             }
         }
+        Ok(ProjectSource {
+            file: name,
+            yaml,
+            dir,
+            workflows,
+        })
     }
-    if loader.errors.is_empty() {
-        Ok(project)
-    } else {
-        Err(Diagnostics(loader.errors))
+
+    pub fn parse(&self) -> Result<Project, Diagnostics> {
+        let root = yaml::load(&self.file, &self.yaml).map_err(|d| Diagnostics(vec![d]))?;
+        let mut loader = Loader {
+            file: &self.file,
+            errors: Vec::new(),
+        };
+        let mut project = loader.project(&root);
+        project.dir = self.dir.clone();
+        if let Some(dir) = &self.dir {
+            for (code, text) in &self.workflows {
+                project.workflows.insert(
+                    code.clone(),
+                    (
+                        dir.join("workflows").join(format!("{code}.yaml")),
+                        text.clone(),
+                    ),
+                );
+            }
+        }
+        if loader.errors.is_empty() {
+            Ok(project)
+        } else {
+            Err(Diagnostics(loader.errors))
+        }
     }
 }
 

@@ -49,6 +49,11 @@ impl Store {
         })
     }
 
+    /// The daemon's catalog of projects and workflows, in the same database.
+    pub fn catalog(&self) -> Result<crate::catalog::Catalog> {
+        crate::catalog::Catalog::open(&self.db)
+    }
+
     /// Makes everything written before this call durable.
     ///
     /// Flushes are group-committed: one runs at a time, and a caller whose writes were covered by

@@ -2,6 +2,8 @@
 
 mod support;
 
+mod daemon;
+mod daemon_support;
 mod execution;
 mod failures;
 mod plugins;

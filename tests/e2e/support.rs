@@ -83,6 +83,20 @@ pub fn test_plugins() -> &'static Path {
     Path::new(env!("WASMOPS_TEST_PLUGINS"))
 }
 
+/// The step at `path`, or null while the run has no such step yet (for polling).
+pub fn try_step<'a>(run: &'a Value, path: &str) -> &'a Value {
+    fn find<'a>(steps: &'a Value, path: &str) -> Option<&'a Value> {
+        steps.as_array()?.iter().find_map(|s| {
+            if s["path"] == path {
+                Some(s)
+            } else {
+                find(&s["children"], path)
+            }
+        })
+    }
+    find(&run["steps"], path).unwrap_or(&Value::Null)
+}
+
 /// The step at `path` (`2.1`) in a run's JSON.
 pub fn step<'a>(run: &'a Value, path: &str) -> &'a Value {
     fn find<'a>(steps: &'a Value, path: &str) -> Option<&'a Value> {

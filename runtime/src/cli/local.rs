@@ -44,7 +44,7 @@ pub async fn run(
         runtime: Arc::new(runtime),
         registry: Arc::new(registry),
         store,
-        projects: Arc::new(projects),
+        projects: std::sync::RwLock::new(Arc::new(projects)),
         secrets,
         workspaces: local.data.join("workspaces"),
         unconfined: config.sandbox.unconfined,
@@ -351,7 +351,7 @@ fn load_projects(project: Option<&Path>) -> Result<Projects> {
 }
 
 /// `--set key=value`; values are YAML so `--set count=3` is a number and `--set env=dev` a string.
-fn parse_overrides(set: &[String]) -> Result<Map<String, Value>> {
+pub fn parse_overrides(set: &[String]) -> Result<Map<String, Value>> {
     let mut map = Map::new();
     for item in set {
         let Some((key, value)) = item.split_once('=') else {

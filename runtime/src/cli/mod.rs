@@ -1,6 +1,7 @@
 //! The `wasmops` command line: argument parsing and dispatch to one module per command group.
 
 mod local;
+mod remote;
 mod scaffold;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -41,10 +42,59 @@ pub struct LocalOpts {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a workflow file to the end and print the result.
+    /// Start the daemon: the API, the embedded store and the plugins.
+    Up {
+        /// Address to listen on [default: 127.0.0.1:8480, or `listen` in the config].
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory [default: ./wasmops-data, or `data` in the config].
+        #[arg(long, env = "WASMOPS_DATA")]
+        data: Option<PathBuf>,
+        #[arg(long, env = "WASMOPS_PLUGINS")]
+        plugins: Option<PathBuf>,
+        /// Config file (TOML): listen, data, users, secrets, plugin grants.
+        #[arg(long, env = "WASMOPS_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Load projects (project.yaml and workflows/*.yaml) into the daemon.
+    Apply {
+        path: PathBuf,
+        #[command(flatten)]
+        server: remote::ServerOpts,
+    },
+    /// Manage workflows in the daemon: list, show, validate, publish, duplicate, history,
+    /// pause, resume, delete.
+    Workflows {
+        #[arg(value_parser = ["list", "show", "validate", "publish", "duplicate", "history", "pause", "resume", "delete"])]
+        action: String,
+        /// The workflow, `/projects/P/workflows/W`.
+        path: Option<String>,
+        /// For `duplicate`: the new workflow's code.
+        new_code: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+        #[command(flatten)]
+        server: remote::ServerOpts,
+    },
+    /// Approve a waiting approval step.
+    Approve(DecisionArgs),
+    /// Reject a waiting step.
+    Reject(DecisionArgs),
+    /// Continue a plain wait step.
+    Continue(DecisionArgs),
+    /// Run a workflow file embedded (no daemon), or a published workflow
+    /// (`/projects/P/workflows/W`) on the daemon, and print the result.
     Run {
-        /// The workflow YAML file.
+        /// The workflow YAML file, or a workflow path on the daemon.
         file: PathBuf,
+        /// Print the run as soon as the daemon accepts it.
+        #[arg(long)]
+        detach: bool,
+        /// Show progress as steps change state.
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        server: remote::ServerOpts,
         /// A project file or directory that `change` steps resolve their targets in.
         #[arg(long)]
         project: Option<PathBuf>,
@@ -94,12 +144,25 @@ enum PluginCommand {
     },
 }
 
+#[derive(clap::Args)]
+struct DecisionArgs {
+    run: String,
+    /// The step's path (`4`) or id.
+    step: String,
+    #[arg(long)]
+    comment: Option<String>,
+    #[command(flatten)]
+    server: remote::ServerOpts,
+}
+
 #[derive(Subcommand)]
 enum RunsCommand {
     /// List runs, newest first.
     List {
         #[command(flatten)]
         local: LocalOpts,
+        #[command(flatten)]
+        server: remote::ServerOpts,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -108,6 +171,8 @@ enum RunsCommand {
         id: String,
         #[command(flatten)]
         local: LocalOpts,
+        #[command(flatten)]
+        server: remote::ServerOpts,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -117,6 +182,24 @@ enum RunsCommand {
         step: Option<String>,
         #[command(flatten)]
         local: LocalOpts,
+        #[command(flatten)]
+        server: remote::ServerOpts,
+    },
+    /// Stop a queued, running or waiting run (daemon).
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        server: remote::ServerOpts,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Run a failed or cancelled run again, keeping its completed steps (daemon).
+    Retry {
+        id: String,
+        #[command(flatten)]
+        server: remote::ServerOpts,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
     },
 }
 
@@ -164,25 +247,94 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Commands that talk to the daemon block this thread on HTTP; that is fine here, since it is
+    // the thread that drives the runtime, not one of its workers.
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Up {
+                listen,
+                data,
+                plugins,
+                config,
+            } => {
+                crate::daemon::up(crate::daemon::UpOptions {
+                    listen,
+                    data,
+                    plugins,
+                    config,
+                })
+                .await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Apply { path, server } => remote::apply(&path, &server),
+            Command::Workflows {
+                action,
+                path,
+                new_code,
+                output,
+                server,
+            } => remote::workflows(
+                &action,
+                path.as_deref(),
+                new_code.as_deref(),
+                output,
+                &server,
+            ),
+            Command::Approve(a) => remote::decide("approve", &a.run, &a.step, a.comment, &a.server),
+            Command::Reject(a) => remote::decide("reject", &a.run, &a.step, a.comment, &a.server),
+            Command::Continue(a) => {
+                remote::decide("continue", &a.run, &a.step, a.comment, &a.server)
+            }
             Command::Run {
                 file,
+                detach,
+                follow,
+                server,
                 project,
                 set,
                 output,
                 local,
-            } => local::run(&file, project.as_deref(), &set, output, &local).await,
+            } => {
+                let target = file.to_string_lossy().into_owned();
+                if target.starts_with("/projects/") && !file.exists() {
+                    let overrides = local::parse_overrides(&set)?;
+                    remote::run(&target, overrides, detach, follow, output, &server)
+                } else {
+                    local::run(&file, project.as_deref(), &set, output, &local).await
+                }
+            }
             Command::Validate {
                 file,
                 project,
                 local,
             } => local::validate(&file, project.as_deref(), &local),
+            // With --server (or WASMOPS_SERVER) runs are the daemon's; without, the local store's.
             Command::Runs { command } => match command {
-                RunsCommand::List { local, output } => local::runs_list(&local, output),
-                RunsCommand::Show { id, local, output } => local::runs_show(&id, &local, output),
-                RunsCommand::Logs { id, step, local } => {
-                    local::runs_logs(&id, step.as_deref(), &local)
+                RunsCommand::List { server, output, .. } if server.server.is_some() => {
+                    remote::runs("list", None, None, output, &server)
+                }
+                RunsCommand::List { local, output, .. } => local::runs_list(&local, output),
+                RunsCommand::Show {
+                    id, server, output, ..
+                } if server.server.is_some() => {
+                    remote::runs("show", Some(&id), None, output, &server)
+                }
+                RunsCommand::Show {
+                    id, local, output, ..
+                } => local::runs_show(&id, &local, output),
+                RunsCommand::Logs {
+                    id, step, server, ..
+                } if server.server.is_some() => {
+                    remote::runs("logs", Some(&id), step.as_deref(), Output::Text, &server)
+                }
+                RunsCommand::Logs {
+                    id, step, local, ..
+                } => local::runs_logs(&id, step.as_deref(), &local),
+                RunsCommand::Cancel { id, server, output } => {
+                    remote::runs("cancel", Some(&id), None, output, &server)
+                }
+                RunsCommand::Retry { id, server, output } => {
+                    remote::runs("retry", Some(&id), None, output, &server)
                 }
             },
             Command::Plugins { command } => match command {

@@ -51,7 +51,7 @@ pub(super) async fn execute(
     base.insert("secrets".into(), engine.secrets.as_json());
 
     let planner = Planner {
-        projects: &engine.projects,
+        projects: &engine.projects(),
         context: &Value::Object(base.clone()),
         overrides: &spec.overrides,
     };

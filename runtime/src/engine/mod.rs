@@ -8,7 +8,7 @@ mod plan;
 mod records;
 mod waits;
 
-pub use waits::{Actor, DecisionInput};
+pub use waits::{Actor, DecisionInput, find_by_path_or_id};
 
 use crate::plugins::{Registry, Runtime};
 use crate::project::Projects;
@@ -30,7 +30,8 @@ pub struct Engine {
     pub runtime: Arc<Runtime>,
     pub registry: Arc<Registry>,
     pub store: Store,
-    pub projects: Arc<Projects>,
+    /// Replaced whole when projects are applied; a run plans against the snapshot it started with.
+    pub projects: std::sync::RwLock<Arc<Projects>>,
     pub secrets: Secrets,
     /// Parent of every run's workspace directory.
     pub workspaces: PathBuf,
@@ -83,6 +84,10 @@ pub enum EngineError {
 }
 
 impl Engine {
+    pub fn projects(&self) -> Arc<Projects> {
+        self.projects.read().unwrap().clone()
+    }
+
     pub fn parse_spec(spec: &RunSpec) -> Result<Workflow, EngineError> {
         crate::workflow::parse_workflow(&spec.file, &spec.workflow_yaml)
             .map_err(|e| EngineError::Invalid(e.to_string()))

@@ -51,14 +51,16 @@ impl RunCtx {
         }
         let config = wait_config(node);
         // A step already parked before a restart goes straight back to waiting.
-        if self.record(&node.path).and_then(|r| r.wait).is_none() {
-            match self
+        match self.record(&node.path).and_then(|r| r.wait) {
+            None => match self
                 .call_plugin(node, "wait", config.clone(), attempt, None, CallKind::Run)
                 .await?
             {
                 PluginOutcome::Done(done) => return Ok(done),
                 PluginOutcome::Waiting(request) => self.park(node, request).await,
-            }
+            },
+            Some(wait) if wait.decision.is_none() => self.set_run_status(RunStatus::Waiting).await,
+            Some(_) => {}
         }
         loop {
             let decision = self.await_decision(node).await;

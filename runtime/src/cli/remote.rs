@@ -1,0 +1,359 @@
+//! Commands that talk to a running daemon over its API (`--server`, `--token`).
+
+use super::Output;
+use crate::project::ProjectSource;
+use crate::runs::{Run, RunStatus};
+use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value, json};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServerOpts {
+    /// The daemon's address [default: http://127.0.0.1:8480]. For `runs`, giving it (or
+    /// WASMOPS_SERVER) asks the daemon instead of reading the local data directory.
+    #[arg(long, env = "WASMOPS_SERVER")]
+    pub server: Option<String>,
+    /// API token (the config file stores its SHA-256).
+    #[arg(long, env = "WASMOPS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(opts: &ServerOpts) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let base = opts.server.as_deref().unwrap_or("http://127.0.0.1:8480");
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            token: opts.token.clone(),
+            agent,
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let auth = self
+            .token
+            .as_ref()
+            .map(|t| format!("Bearer {t}"))
+            .unwrap_or_default();
+        let response = match (method, body) {
+            ("GET", _) => self.agent.get(&url).header("authorization", &auth).call(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("authorization", &auth)
+                .call(),
+            (m, body) => {
+                let req = if m == "PUT" {
+                    self.agent.put(&url)
+                } else {
+                    self.agent.post(&url)
+                };
+                req.header("authorization", &auth)
+                    .send_json(body.unwrap_or_else(|| json!({})))
+            }
+        };
+        let mut response = response.with_context(|| {
+            format!(
+                "cannot reach the daemon at {} (is `wasmops up` running?)",
+                self.base
+            )
+        })?;
+        let status = response.status();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let value: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if !status.is_success() {
+            let error = value
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("error");
+            let detail = value
+                .get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            bail!("{} {error}: {detail}", status.as_u16());
+        }
+        Ok(value)
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value> {
+        self.call("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Result<Value> {
+        self.call("POST", path, Some(body))
+    }
+}
+
+fn workflow_api_path(path: &str) -> Result<String> {
+    match crate::catalog::split_workflow_path(path) {
+        Some((p, w)) => Ok(format!("/api/v1/projects/{p}/workflows/{w}")),
+        None => {
+            bail!("`{path}` is not a workflow path; write /projects/PROJECT/workflows/WORKFLOW")
+        }
+    }
+}
+
+pub fn apply(path: &Path, server: &ServerOpts) -> Result<ExitCode> {
+    let sources = ProjectSource::read_all(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = Client::new(server).post("/api/v1/apply", json!({"projects": sources}))?;
+    let projects: Vec<&str> = result["projects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    println!("applied projects: {}", projects.join(", "));
+    for w in result["workflows"].as_array().into_iter().flatten() {
+        println!("  draft updated: {}", w.as_str().unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn workflows(
+    action: &str,
+    path: Option<&str>,
+    extra: Option<&str>,
+    output: Output,
+    server: &ServerOpts,
+) -> Result<ExitCode> {
+    let client = Client::new(server);
+    let value = match (action, path) {
+        ("list", _) => client.get("/api/v1/workflows")?,
+        ("show", Some(p)) => client.get(&workflow_api_path(p)?)?,
+        ("history", Some(p)) => client.get(&format!("{}/history", workflow_api_path(p)?))?,
+        ("delete", Some(p)) => client.call("DELETE", &workflow_api_path(p)?, None)?,
+        ("duplicate", Some(p)) => {
+            let code = extra.context("workflows duplicate PATH NEW_CODE")?;
+            client.post(
+                &format!("{}/duplicate", workflow_api_path(p)?),
+                json!({"code": code}),
+            )?
+        }
+        ("validate" | "publish" | "pause" | "resume", Some(p)) => {
+            client.post(&format!("{}/{action}", workflow_api_path(p)?), json!({}))?
+        }
+        (_, None) => bail!("workflows {action} needs a workflow path"),
+        (other, _) => bail!("unknown workflows command `{other}`"),
+    };
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
+        Output::Text => print_workflows(action, &value),
+    }
+    Ok(if action == "validate" && value["valid"] == false {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_workflows(action: &str, value: &Value) {
+    match action {
+        "list" => {
+            for w in value.as_array().into_iter().flatten() {
+                let version = w["latest_version"]
+                    .as_u64()
+                    .map(|v| format!("v{v}"))
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<50} {:<7} {}",
+                    w["path"].as_str().unwrap_or_default(),
+                    w["status"].as_str().unwrap_or_default(),
+                    version
+                );
+            }
+        }
+        "history" => {
+            for r in value.as_array().into_iter().flatten() {
+                println!(
+                    "{}  {:<10} v{}  {}",
+                    r["id"].as_str().unwrap_or_default(),
+                    r["status"].as_str().unwrap_or_default(),
+                    r["version"],
+                    r["created_at"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        "validate" => {
+            if value["valid"] == true {
+                println!("valid");
+            } else {
+                for e in value["errors"].as_array().into_iter().flatten() {
+                    eprintln!("{}", e.as_str().unwrap_or_default());
+                }
+            }
+        }
+        "delete" => println!("deleted"),
+        _ => println!(
+            "{} {} (latest version: {})",
+            value["path"].as_str().unwrap_or_default(),
+            value["status"].as_str().unwrap_or_default(),
+            value["latest_version"]
+        ),
+    }
+}
+
+pub fn run(
+    workflow: &str,
+    overrides: Map<String, Value>,
+    detach: bool,
+    follow: bool,
+    output: Output,
+    server: &ServerOpts,
+) -> Result<ExitCode> {
+    let client = Client::new(server);
+    let created = client.post(
+        "/api/v1/runs",
+        json!({"workflow": workflow, "property_overrides": overrides}),
+    )?;
+    let id = created["id"]
+        .as_str()
+        .context("the daemon returned no run id")?
+        .to_string();
+    if detach {
+        print_value(&created, output)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut shown = std::collections::HashSet::new();
+    loop {
+        let run: Run = serde_json::from_value(client.get(&format!("/api/v1/runs/{id}"))?)?;
+        if follow {
+            progress(&run.steps, &mut shown);
+        }
+        if !matches!(
+            run.status,
+            RunStatus::Queued | RunStatus::Running | RunStatus::Waiting
+        ) {
+            print_value(&serde_json::to_value(&run)?, output)?;
+            return Ok(if run.status == RunStatus::Succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// One line per step state change, for `--follow`.
+fn progress(
+    steps: &[crate::runs::StepRun],
+    shown: &mut std::collections::HashSet<(String, String)>,
+) {
+    for step in steps {
+        let status = format!("{:?}", step.status).to_lowercase();
+        if step.status != crate::runs::StepStatus::Pending
+            && shown.insert((step.path.clone(), status.clone()))
+        {
+            let summary = step
+                .summary
+                .as_deref()
+                .map(|s| format!(" → {s}"))
+                .unwrap_or_default();
+            eprintln!("[{}] {} {}{}", step.path, step.name, status, summary);
+        }
+        progress(&step.children, shown);
+    }
+}
+
+fn print_value(value: &Value, output: Output) -> Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Output::Text => match serde_json::from_value::<Run>(value.clone()) {
+            Ok(run) => print!("{}", crate::render::run_text(&run)),
+            Err(_) => println!("{}", serde_json::to_string_pretty(value)?),
+        },
+    }
+    Ok(())
+}
+
+pub fn runs(
+    action: &str,
+    id: Option<&str>,
+    step: Option<&str>,
+    output: Output,
+    server: &ServerOpts,
+) -> Result<ExitCode> {
+    let client = Client::new(server);
+    match (action, id) {
+        ("list", _) => {
+            let runs = client.get("/api/v1/runs")?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
+                Output::Text => {
+                    for r in runs.as_array().into_iter().flatten() {
+                        println!(
+                            "{}  {:<10} {}",
+                            r["id"].as_str().unwrap_or_default(),
+                            r["status"].as_str().unwrap_or_default(),
+                            r["workflow"].as_str().unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        }
+        ("show", Some(id)) => print_value(&client.get(&format!("/api/v1/runs/{id}"))?, output)?,
+        ("logs", Some(id)) => {
+            let query = step.map(|s| format!("?step={s}")).unwrap_or_default();
+            for line in client
+                .get(&format!("/api/v1/runs/{id}/logs{query}"))?
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                println!(
+                    "[{}] {}: {}",
+                    line["step"].as_str().unwrap_or_default(),
+                    line["stream"].as_str().unwrap_or_default(),
+                    line["text"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        ("cancel" | "retry", Some(id)) => print_value(
+            &client.post(&format!("/api/v1/runs/{id}/{action}"), json!({}))?,
+            output,
+        )?,
+        _ => bail!("runs {action} needs a run id"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn decide(
+    decision: &str,
+    run: &str,
+    step: &str,
+    comment: Option<String>,
+    server: &ServerOpts,
+) -> Result<ExitCode> {
+    let record = Client::new(server).post(
+        &format!("/api/v1/runs/{run}/steps/{step}/{decision}"),
+        json!({"comment": comment}),
+    )?;
+    println!(
+        "{} {}: {} by you",
+        record["path"].as_str().unwrap_or(step),
+        record["name"].as_str().unwrap_or_default(),
+        match decision {
+            "approve" => "approved",
+            "reject" => "rejected",
+            _ => "continued",
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,412 @@
+//! The daemon through its API and the CLI: auth, the workflow lifecycle, the OpsChain tutorial
+//! pipeline with a wait and an approval, cancel, retry, queueing, and kill -9 restarts.
+
+use crate::daemon_support::{BOB, Daemon, JANE};
+use crate::support::{Sandbox, repo, step, try_step};
+use serde_json::{Value, json};
+
+fn hello_world() -> String {
+    repo().join("examples/hello_world").display().to_string()
+}
+
+/// Puts a workflow draft into the daemon (the project must exist) and publishes it.
+fn publish(d: &Daemon, project: &str, code: &str, yaml: &str) {
+    let path = format!("/api/v1/projects/{project}/workflows/{code}");
+    let (status, body) = d.call(Some(JANE), "PUT", &path, Some(json!({"yaml": yaml})));
+    assert_eq!(status, 200, "{body:#}");
+    let (status, body) = d.post(JANE, &format!("{path}/publish"), json!({}));
+    assert_eq!(status, 200, "{body:#}");
+}
+
+fn start(d: &Daemon, workflow: &str, overrides: Value) -> String {
+    let (status, run) = d.post(
+        JANE,
+        "/api/v1/runs",
+        json!({"workflow": workflow, "property_overrides": overrides}),
+    );
+    assert_eq!(status, 201, "{run:#}");
+    assert_eq!(run["status"], "queued");
+    run["id"].as_str().unwrap().to_string()
+}
+
+fn apply_hello_world(d: &Daemon) {
+    let applied = d.cli(&["apply", &hello_world()]);
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+}
+
+#[test]
+fn the_api_refuses_bad_requests_with_json_errors() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    let (status, _) = d.call(None, "GET", "/healthz", None);
+    assert_eq!(status, 200);
+    let (status, body) = d.call(None, "GET", "/api/v1/runs", None);
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "unauthorized");
+    let (status, _) = d.call(Some("not-a-token"), "GET", "/api/v1/runs", None);
+    assert_eq!(status, 401);
+    let (status, body) = d.call(Some(JANE), "GET", "/api/v1/nope", None);
+    assert_eq!(status, 404);
+    assert!(body["detail"].is_string());
+    let (status, body) = d.post(JANE, "/api/v1/runs", json!({"workflow": 7}));
+    assert_eq!(status, 422, "{body:#}");
+    assert_eq!(body["error"], "bad request");
+    let (status, body) = d.post(
+        JANE,
+        "/api/v1/runs",
+        json!({"workflow": "/projects/x/workflows/y"}),
+    );
+    assert_eq!(status, 404, "{body:#}");
+    // An oversized body is refused, and the daemon carries on.
+    let big = "x".repeat(5 << 20);
+    let (status, _) = d.post(JANE, "/api/v1/apply", json!({"projects": [], "pad": big}));
+    assert_eq!(status, 413);
+    assert_eq!(d.call(Some(JANE), "GET", "/api/v1/runs", None).0, 200);
+    let (status, body) = d.call(Some(JANE), "DELETE", "/api/v1/runs", None);
+    assert_eq!(status, 405);
+    assert_eq!(body["error"], "method not allowed");
+}
+
+#[test]
+fn workflows_have_drafts_numbered_versions_and_runs_pinned_to_one() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    let wf = "/projects/hello_world/workflows/greet";
+    let api = "/api/v1/projects/hello_world/workflows/greet";
+    let (status, _) = d.call(
+        Some(JANE),
+        "PUT",
+        api,
+        Some(json!({"yaml": "steps:\n  - uses: noop\n    with: { summary: v1 }\n"})),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(d.get(api)["status"], "draft");
+    let (status, body) = d.post(JANE, "/api/v1/runs", json!({"workflow": wf}));
+    assert_eq!(status, 409, "a draft cannot run: {body:#}");
+
+    let (status, body) = d.post(JANE, &format!("{api}/publish"), json!({}));
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(body["latest_version"], 1);
+    assert_eq!(body["status"], "active");
+    d.call(
+        Some(JANE),
+        "PUT",
+        api,
+        Some(json!({"yaml": "steps:\n  - uses: noop\n    with: { summary: v2 }\n"})),
+    );
+    let (_, body) = d.post(JANE, &format!("{api}/publish"), json!({}));
+    assert_eq!(body["latest_version"], 2);
+
+    let latest = start(&d, wf, json!({}));
+    let run = d.wait_status(&latest, "succeeded");
+    assert_eq!(run["version"], 2);
+    assert_eq!(step(&run, "1")["summary"], "v2");
+    let (status, pinned) = d.post(JANE, "/api/v1/runs", json!({"workflow": wf, "version": 1}));
+    assert_eq!(status, 201);
+    let run = d.wait_status(pinned["id"].as_str().unwrap(), "succeeded");
+    assert_eq!(step(&run, "1")["summary"], "v1");
+
+    // An invalid draft is not published, and says why with line and column.
+    d.call(
+        Some(JANE),
+        "PUT",
+        api,
+        Some(json!({"yaml": "steps:\n  - uses: noop\n    run-as: x\n"})),
+    );
+    let (status, body) = d.post(JANE, &format!("{api}/publish"), json!({}));
+    assert_eq!(status, 422);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(":3:5: unknown key `run-as`"),
+        "{body:#}"
+    );
+
+    let paused = d.cli(&["workflows", "pause", wf]);
+    assert!(paused.stdout.contains("paused"), "{}", paused.stderr);
+    let manual = start(&d, wf, json!({}));
+    d.wait_status(&manual, "succeeded");
+    d.cli(&["workflows", "resume", wf]);
+    let dup = d.cli(&["workflows", "duplicate", wf, "greet-copy"]);
+    assert_eq!(dup.code, 0, "{}", dup.stderr);
+    let history = d.cli(&["workflows", "history", wf, "--output", "json"]);
+    assert_eq!(history.json().as_array().unwrap().len(), 3);
+    let listed = d.cli(&["workflows", "list"]);
+    assert!(
+        listed
+            .stdout
+            .contains("/projects/hello_world/workflows/greet-copy")
+            && listed.stdout.contains("draft"),
+        "{}",
+        listed.stdout
+    );
+    assert_eq!(
+        d.cli(&[
+            "workflows",
+            "delete",
+            "/projects/hello_world/workflows/greet-copy"
+        ])
+        .code,
+        0
+    );
+    assert_eq!(
+        d.call(
+            Some(JANE),
+            "GET",
+            "/api/v1/projects/hello_world/workflows/greet-copy",
+            None
+        )
+        .0,
+        404
+    );
+}
+
+#[test]
+fn the_opschain_tutorial_pipeline_runs_through_the_api() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    let wf = "/projects/hello_world/workflows/rollout";
+    let published = d.cli(&["workflows", "publish", wf]);
+    assert_eq!(published.code, 0, "{}", published.stderr);
+    let id = start(&d, wf, json!({}));
+
+    // Pre-flight checks on three targets in parallel, two rollouts, then the plain wait.
+    let run = d.wait_for(&id, "waiting at step 4", |r| {
+        r["status"] == "waiting" && try_step(r, "4")["status"] == "waiting"
+    });
+    let preflight = step(&run, "1.1");
+    assert_eq!(preflight["run_as"], "parallel");
+    assert_eq!(preflight["children"].as_array().unwrap().len(), 3);
+    for path in ["1", "2", "3"] {
+        assert_eq!(step(&run, path)["status"], "succeeded", "{run:#}");
+    }
+    assert_eq!(step(&run, "6")["status"], "pending");
+
+    // Anyone may continue a plain wait; it is not an approval.
+    let (status, _) = d.post(
+        BOB,
+        &format!("/api/v1/runs/{id}/steps/4/approve"),
+        json!({}),
+    );
+    assert_eq!(status, 422);
+    let (status, body) = d.post(
+        BOB,
+        &format!("/api/v1/runs/{id}/steps/4/continue"),
+        json!({"comment": "dev and staging look fine"}),
+    );
+    assert_eq!(status, 200, "{body:#}");
+
+    let run = d.wait_for(&id, "waiting at the approval", |r| {
+        try_step(r, "5")["status"] == "waiting"
+    });
+    assert_eq!(
+        step(&run, "4")["summary"],
+        "Continued by bob@example.com: dev and staging look fine"
+    );
+    // bob is neither named nor in release-managers: 403, and nothing is recorded.
+    let (status, body) = d.post(
+        BOB,
+        &format!("/api/v1/runs/{id}/steps/5/approve"),
+        json!({}),
+    );
+    assert_eq!(status, 403, "{body:#}");
+    assert_eq!(body["error"], "forbidden");
+    let run = d.get(&format!("/api/v1/runs/{id}"));
+    assert_eq!(step(&run, "5")["status"], "waiting");
+    assert!(step(&run, "5")["wait"]["decision"].is_null(), "{run:#}");
+
+    let approved = d.cli(&["approve", &id, "5", "--comment", "ship it"]);
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    let run = d.wait_status(&id, "succeeded");
+    let gate = step(&run, "5");
+    assert_eq!(gate["approved_by"], "jane@example.com");
+    assert_eq!(gate["wait"]["decision"]["comment"], "ship it");
+    assert_eq!(step(&run, "6")["status"], "succeeded");
+    assert!(
+        step(&run, "6.2.1")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("prd-web-01.example.com"),
+        "{run:#}"
+    );
+
+    let shown = d.cli(&["runs", "show", &id]);
+    assert!(
+        shown.stdout.contains("→ Approved by jane@example.com"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("Status:   Completed ✓"),
+        "{}",
+        shown.stdout
+    );
+}
+
+#[test]
+fn a_rejection_fails_the_run_and_a_timeout_rejects_by_default() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    publish(
+        &d,
+        "hello_world",
+        "gate",
+        "steps:\n  - name: Gate\n    type: wait\n    requires_approval_from: { ldap_groups: [release-managers] }\n  - uses: noop\n",
+    );
+    let id = start(&d, "/projects/hello_world/workflows/gate", json!({}));
+    d.wait_status(&id, "waiting");
+    let rejected = d.cli(&["reject", &id, "1", "--comment", "not today"]);
+    assert_eq!(rejected.code, 0, "{}", rejected.stderr);
+    let run = d.wait_status(&id, "failed");
+    assert_eq!(
+        step(&run, "1")["error"],
+        "Rejected by jane@example.com: not today"
+    );
+    assert_eq!(step(&run, "2")["status"], "pending");
+
+    publish(
+        &d,
+        "hello_world",
+        "timed",
+        "steps:\n  - type: wait\n    timeout: 1s\n  - uses: noop\n",
+    );
+    let id = start(&d, "/projects/hello_world/workflows/timed", json!({}));
+    let run = d.wait_status(&id, "failed");
+    assert!(
+        step(&run, "1")["error"]
+            .as_str()
+            .unwrap()
+            .contains("rejected (on_timeout: reject)"),
+        "{run:#}"
+    );
+}
+
+#[test]
+fn runs_queue_one_at_a_time_and_cancel_stops_a_running_program() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    publish(
+        &d,
+        "hello_world",
+        "slow",
+        "steps:\n  - name: Long job\n    uses: script\n    with: { run: \"sleep 60\" }\n",
+    );
+    let first = start(&d, "/projects/hello_world/workflows/slow", json!({}));
+    let second = start(&d, "/projects/hello_world/workflows/slow", json!({}));
+    d.wait_for(&first, "running its step", |r| {
+        try_step(r, "1")["status"] == "running"
+    });
+    assert_eq!(
+        d.get(&format!("/api/v1/runs/{second}"))["status"],
+        "queued",
+        "the second run waits its turn"
+    );
+
+    let started = std::time::Instant::now();
+    let cancelled = d.cli(&["runs", "cancel", &first, "--output", "json"]);
+    assert_eq!(cancelled.code, 0, "{}", cancelled.stderr);
+    let run = d.wait_status(&first, "cancelled");
+    assert!(started.elapsed().as_secs() < 20);
+    assert_eq!(step(&run, "1")["status"], "cancelled");
+    // The queued run now has the slot.
+    d.wait_for(&second, "running", |r| {
+        try_step(r, "1")["status"] == "running"
+    });
+    d.cli(&["runs", "cancel", &second]);
+    d.wait_status(&second, "cancelled");
+}
+
+#[test]
+fn retry_keeps_completed_steps_and_runs_the_failed_one_again() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    let flag = sb.path("fixed");
+    publish(
+        &d,
+        "hello_world",
+        "flaky",
+        &format!(
+            "steps:\n  - id: first\n    uses: script\n    with: {{ run: \"echo first-ran >> count; echo once\" }}\n  - uses: script\n    with: {{ run: \"test -e {} || {{ echo not yet >&2; exit 1; }}\" }}\n",
+            flag.display()
+        ),
+    );
+    let id = start(&d, "/projects/hello_world/workflows/flaky", json!({}));
+    let run = d.wait_status(&id, "failed");
+    assert_eq!(step(&run, "1")["status"], "succeeded");
+    std::fs::write(&flag, "").unwrap();
+    let retried = d.cli(&["runs", "retry", &id]);
+    assert_eq!(retried.code, 0, "{}", retried.stderr);
+    let run = d.wait_status(&id, "succeeded");
+    assert_eq!(
+        step(&run, "1")["attempts"],
+        1,
+        "the completed step was kept, not run again"
+    );
+    assert_eq!(step(&run, "2")["attempts"], 2);
+}
+
+#[test]
+fn kill_9_loses_nothing_waiting_runs_wait_and_interrupted_steps_run_again() {
+    let sb = Sandbox::new();
+    let mut d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    publish(
+        &d,
+        "hello_world",
+        "approve-me",
+        "steps:\n  - uses: noop\n  - type: wait\n    requires_approval_from: { user_names: [jane@example.com] }\n  - uses: noop\n    with: { summary: after }\n",
+    );
+    publish(
+        &d,
+        "hello_world",
+        "interrupted",
+        "steps:\n  - name: Slow\n    uses: script\n    with: { run: \"sleep 3; echo attempt $WASMOPS_ATTEMPT\" }\n",
+    );
+    let waiting = start(&d, "/projects/hello_world/workflows/approve-me", json!({}));
+    d.wait_status(&waiting, "waiting");
+    let interrupted = start(&d, "/projects/hello_world/workflows/interrupted", json!({}));
+    d.wait_for(&interrupted, "running", |r| {
+        try_step(r, "1")["status"] == "running"
+    });
+
+    d.restart();
+    let run = d.wait_status(&waiting, "waiting");
+    assert_eq!(step(&run, "1")["status"], "succeeded");
+    let (status, body) = d.post(
+        JANE,
+        &format!("/api/v1/runs/{waiting}/steps/2/approve"),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body:#}");
+    let run = d.wait_status(&waiting, "succeeded");
+    assert_eq!(step(&run, "3")["summary"], "after");
+
+    let run = d.wait_status(&interrupted, "succeeded");
+    assert_eq!(step(&run, "1")["attempts"], 2);
+    assert_eq!(step(&run, "1")["summary"], "attempt 2");
+
+    // A decision acknowledged just before a crash is not lost.
+    let again = start(&d, "/projects/hello_world/workflows/approve-me", json!({}));
+    d.wait_status(&again, "waiting");
+    let (status, _) = d.post(
+        JANE,
+        &format!("/api/v1/runs/{again}/steps/2/approve"),
+        json!({}),
+    );
+    assert_eq!(status, 200);
+    d.restart();
+    let run = d.wait_status(&again, "succeeded");
+    assert_eq!(step(&run, "2")["approved_by"], "jane@example.com");
+    let runs = d.get("/api/v1/runs");
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        3,
+        "no run lost or duplicated: {runs:#}"
+    );
+}

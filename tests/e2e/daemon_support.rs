@@ -1,0 +1,171 @@
+//! A real daemon on a free loopback port, with users and tokens, killed when dropped.
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const JANE: &str = "jane-token-0123456789";
+pub const BOB: &str = "bob-token-9876543210";
+
+pub struct Daemon {
+    pub url: String,
+    pub data: PathBuf,
+    config: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+/// A config with two users: jane (release-managers) and bob (developers).
+pub fn write_config(dir: &Path) -> PathBuf {
+    let hash = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
+    let path = dir.join("wasmops.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[users]]\nname = \"jane@example.com\"\ngroups = [\"platform\", \"release-managers\"]\ntoken_sha256 = \"{}\"\n\n\
+             [[users]]\nname = \"bob@example.com\"\ngroups = [\"developers\"]\ntoken_sha256 = \"{}\"\n",
+            hash(JANE),
+            hash(BOB)
+        ),
+    )
+    .unwrap();
+    path
+}
+
+impl Daemon {
+    pub fn start(dir: &Path) -> Daemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut daemon = Daemon {
+            url: format!("http://127.0.0.1:{port}"),
+            data: dir.join("data"),
+            config: write_config(dir),
+            port,
+            child: None,
+        };
+        daemon.launch();
+        daemon
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_wasmops"))
+            .args(["up", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--data")
+            .arg(&self.data)
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("WASMOPS_SERVER")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start wasmops up");
+        self.child = Some(child);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if ureq::get(&format!("{}/healthz", self.url)).call().is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the daemon did not answer /healthz within 60s");
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// `wasmops ARGS` against this daemon as jane.
+    pub fn cli(&self, args: &[&str]) -> crate::support::Ran {
+        Command::new(env!("CARGO_BIN_EXE_wasmops"))
+            .args(args)
+            .env("WASMOPS_SERVER", &self.url)
+            .env("WASMOPS_TOKEN", JANE)
+            .output()
+            .unwrap()
+            .into()
+    }
+
+    pub fn call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}{path}", self.url);
+        let auth = token.map(|t| format!("Bearer {t}")).unwrap_or_default();
+        let mut response = match method {
+            "GET" => agent.get(&url).header("authorization", &auth).call(),
+            "DELETE" => agent.delete(&url).header("authorization", &auth).call(),
+            "PUT" => agent
+                .put(&url)
+                .header("authorization", &auth)
+                .send_json(body.unwrap_or(json!({}))),
+            _ => agent
+                .post(&url)
+                .header("authorization", &auth)
+                .send_json(body.unwrap_or(json!({}))),
+        }
+        .unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Some(JANE), "GET", path, None);
+        assert_eq!(status, 200, "GET {path}: {body:#}");
+        body
+    }
+
+    pub fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        self.call(Some(token), "POST", path, Some(body))
+    }
+
+    /// Polls a run until `done` says so (or 60 s pass).
+    pub fn wait_for(&self, run: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let value = self.get(&format!("/api/v1/runs/{run}"));
+            if done(&value) {
+                return value;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "run {run} never became {what}: {value:#}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn wait_status(&self, run: &str, status: &str) -> Value {
+        self.wait_for(run, status, |r| r["status"] == status)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
