@@ -66,6 +66,7 @@ fn engine(dir: &std::path::Path) -> Arc<Engine> {
         workspaces: dir.join("workspaces"),
         unconfined: Default::default(),
         human_steps: false,
+        catalog: None,
         live: Default::default(),
     })
 }

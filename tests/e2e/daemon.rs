@@ -410,3 +410,119 @@ fn kill_9_loses_nothing_waiting_runs_wait_and_interrupted_steps_run_again() {
         "no run lost or duplicated: {runs:#}"
     );
 }
+
+#[test]
+fn a_workflow_step_fans_out_child_runs_and_call_cycles_are_refused() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    // Calling a workflow that was never published is refused at publish time.
+    let early = d.cli(&[
+        "workflows",
+        "publish",
+        "/projects/hello_world/workflows/backup-all",
+    ]);
+    assert_ne!(early.code, 0);
+    assert!(
+        early
+            .stderr
+            .contains("backup-environment has no published version"),
+        "{}",
+        early.stderr
+    );
+    for wf in ["backup-environment", "backup-all"] {
+        let published = d.cli(&[
+            "workflows",
+            "publish",
+            &format!("/projects/hello_world/workflows/{wf}"),
+        ]);
+        assert_eq!(published.code, 0, "{wf}: {}", published.stderr);
+    }
+    let ran = d.cli(&[
+        "run",
+        "/projects/hello_world/workflows/backup-all",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let run = ran.json();
+    let children: Vec<String> = step(&run, "1")["outputs"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(children.len(), 3);
+    let mut hosts = Vec::new();
+    for id in &children {
+        let child = d.get(&format!("/api/v1/runs/{id}"));
+        assert_eq!(child["status"], "succeeded");
+        assert_eq!(
+            child["workflow"],
+            "/projects/hello_world/workflows/backup-environment"
+        );
+        assert_eq!(child["trigger"]["kind"], "workflow");
+        hosts.push(step(&child, "1.1")["summary"].as_str().unwrap().to_string());
+    }
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        [
+            "dumped dev-web-01.example.com",
+            "dumped prd-web-01.example.com",
+            "dumped stg-web-01.example.com"
+        ]
+    );
+
+    // a → b → a is refused with the cycle spelled out.
+    publish(&d, "hello_world", "cycle-b", "steps:\n  - uses: noop\n");
+    publish(
+        &d,
+        "hello_world",
+        "cycle-a",
+        "steps:\n  - type: workflow\n    target: /projects/hello_world/workflows/cycle-b\n",
+    );
+    d.call(Some(JANE), "PUT", "/api/v1/projects/hello_world/workflows/cycle-b", Some(json!({"yaml": "steps:\n  - type: workflow\n    target: /projects/hello_world/workflows/cycle-a\n"})));
+    let (status, body) = d.post(
+        JANE,
+        "/api/v1/projects/hello_world/workflows/cycle-b/publish",
+        json!({}),
+    );
+    assert_eq!(status, 422);
+    assert!(
+        body["detail"].as_str().unwrap().contains("workflow call cycle: /projects/hello_world/workflows/cycle-b → /projects/hello_world/workflows/cycle-a → /projects/hello_world/workflows/cycle-b"),
+        "{body:#}"
+    );
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_fails_clearly() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    // A templated target hides the self-call from publish-time checks; the depth limit catches it.
+    publish(
+        &d,
+        "hello_world",
+        "recurse",
+        "properties: { me: recurse }\nsteps:\n  - type: workflow\n    target: \"/projects/hello_world/workflows/{{ me }}\"\n",
+    );
+    let id = start(&d, "/projects/hello_world/workflows/recurse", json!({}));
+    let run = d.wait_status(&id, "failed");
+    let error = run.to_string();
+    assert!(error.contains("child runs"), "{run:#}");
+    let runs = d.get("/api/v1/runs");
+    let all: Vec<Value> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| d.get(&format!("/api/v1/runs/{}", r["id"].as_str().unwrap())))
+        .collect();
+    assert!(
+        all.iter().any(|r| step(r, "1")["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nest deeper than 8 levels"))),
+        "no run reports the depth limit"
+    );
+    assert_eq!(all.len(), 9, "the chain stops at the limit");
+}

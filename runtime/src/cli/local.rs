@@ -49,6 +49,7 @@ pub async fn run(
         workspaces: local.data.join("workspaces"),
         unconfined: config.sandbox.unconfined,
         human_steps: false,
+        catalog: None,
         live: Default::default(),
     });
     let label = workflow.name.clone().unwrap_or_else(|| {

@@ -339,10 +339,16 @@ fn problems(st: &AppState, record: &WorkflowRecord, yaml: &str) -> Vec<String> {
     match crate::workflow::parse_workflow(&file, yaml) {
         Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
         Ok(workflow) => {
-            crate::validate::check_references(&workflow, &st.engine.registry, &st.engine.projects())
-                .iter()
-                .map(ToString::to_string)
-                .collect()
+            let mut found: Vec<String> = crate::validate::check_references(
+                &workflow,
+                &st.engine.registry,
+                &st.engine.projects(),
+            )
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+            found.extend(st.catalog.check_calls(&record.path, &workflow));
+            found
         }
     }
 }

@@ -64,6 +64,7 @@ pub async fn up(opts: UpOptions) -> Result<()> {
         workspaces: data.join("workspaces"),
         unconfined: config.sandbox.unconfined,
         human_steps: true,
+        catalog: Some(catalog.clone()),
         live: Default::default(),
     });
     let resumed = engine.recover()?;

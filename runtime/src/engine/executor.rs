@@ -321,28 +321,49 @@ async fn run_action(
     match &node.action {
         Action::Group(run_as) => {
             if run_group(ctx, &node.children, *run_as).await {
-                Ok(Done { summary: Some(group_summary(ctx, node)), ..Done::default() })
+                Ok(Done {
+                    summary: Some(group_summary(ctx, node)),
+                    ..Done::default()
+                })
             } else {
                 Err(group_failure(ctx, node))
             }
         }
         Action::Plugin { uses, with } => {
             let config = render_config(with, &ctx.template_context(&node.scope))?;
-            ctx.call_to_completion(node, uses, config, attempt, timeout).await
+            ctx.call_to_completion(node, uses, config, attempt, timeout)
+                .await
         }
         Action::Condition { condition } => {
             let value = template::evaluate(condition, &ctx.template_context(&node.scope))
                 .map_err(|e| format!("`if` failed: {e}"))?;
             let config = json!({"if": value, "expression": condition});
-            let done = ctx.call_to_completion(node, "condition", config, attempt, timeout).await?;
+            let done = ctx
+                .call_to_completion(node, "condition", config, attempt, timeout)
+                .await?;
             let branch = match done.outputs.get("branch").and_then(Value::as_str) {
                 Some("then") => "then",
                 Some("else") => "else",
-                other => return Err(format!("the condition plugin chose no branch (got {other:?})")),
+                other => {
+                    return Err(format!(
+                        "the condition plugin chose no branch (got {other:?})"
+                    ));
+                }
             };
-            let (taken, not_taken): (Vec<_>, Vec<_>) = node.children.iter().cloned().partition(|c| c.branch == Some(branch));
+            let (taken, not_taken): (Vec<_>, Vec<_>) = node
+                .children
+                .iter()
+                .cloned()
+                .partition(|c| c.branch == Some(branch));
             for child in &not_taken {
-                ctx.skip_tree(child, &format!("skipped: `{}` branch not taken", child.branch.unwrap_or("?"))).await;
+                ctx.skip_tree(
+                    child,
+                    &format!(
+                        "skipped: `{}` branch not taken",
+                        child.branch.unwrap_or("?")
+                    ),
+                )
+                .await;
             }
             if run_group(ctx, &taken, RunAs::Sequential).await {
                 Ok(done)
@@ -351,7 +372,7 @@ async fn run_action(
             }
         }
         Action::Wait => ctx.run_wait(node, attempt).await,
-        Action::Workflow => Err("workflow steps call published workflows; they need the daemon (`wasmops up`) and cannot run embedded".into()),
+        Action::Workflow => ctx.run_children(node).await,
     }
 }
 

@@ -3,6 +3,7 @@
 //! change durably, so a run can be resumed after a restart, retried, or cancelled.
 
 mod call;
+mod children;
 mod executor;
 mod plan;
 mod records;
@@ -39,6 +40,8 @@ pub struct Engine {
     pub unconfined: crate::plugins::confine::Unconfined,
     /// Whether someone can decide parked steps (the daemon's API); embedded runs fail wait steps.
     pub human_steps: bool,
+    /// Published workflows, for `workflow` steps (the daemon's catalog; none when embedded).
+    pub catalog: Option<crate::catalog::Catalog>,
     pub live: LiveRuns,
 }
 
@@ -155,6 +158,14 @@ impl Engine {
             .load_spec(run_id)?
             .ok_or_else(|| anyhow::anyhow!("run `{run_id}` has no stored spec"))?;
         let concurrency = Self::parse_spec(&spec).map(|w| w.concurrency).unwrap_or(1);
+        let cancel = self.cancel_token(run_id);
+        // A child run is part of its parent's run: it takes no slot of its own, or a parallel
+        // fan-out of one workflow would run one child at a time.
+        if spec.trigger.inputs.contains_key("parent") {
+            let result = executor::execute(self.clone(), run_id, spec, cancel).await;
+            self.live.cancels.lock().unwrap().remove(run_id);
+            return result;
+        }
         let slot = {
             let mut slots = self.live.slots.lock().unwrap();
             slots
@@ -162,7 +173,6 @@ impl Engine {
                 .or_insert_with(|| Arc::new(Semaphore::new(concurrency as usize)))
                 .clone()
         };
-        let cancel = self.cancel_token(run_id);
         let permit = tokio::select! {
             permit = slot.acquire_owned() => permit?,
             _ = cancel.cancelled() => {
