@@ -526,3 +526,101 @@ fn nesting_deeper_than_the_limit_fails_clearly() {
     );
     assert_eq!(all.len(), 9, "the chain stops at the limit");
 }
+
+#[test]
+fn follow_renders_the_event_stream_and_metrics_count_what_happened() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    publish(
+        &d,
+        "hello_world",
+        "two",
+        "steps:\n  - { name: First, uses: noop, with: { summary: one } }\n  - { name: Second, uses: script, with: { run: \"sleep 0.3; echo two\" } }\n",
+    );
+    let ran = d.cli(&["run", "/projects/hello_world/workflows/two", "--follow"]);
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    for expected in [
+        "[1] First succeeded → one",
+        "[2] Second succeeded → two",
+        ": succeeded",
+    ] {
+        assert!(
+            ran.stderr.contains(expected),
+            "missing {expected:?} in:\n{}",
+            ran.stderr
+        );
+    }
+    assert!(
+        ran.stdout.contains("Status:   Completed ✓"),
+        "{}",
+        ran.stdout
+    );
+
+    // The raw stream: a snapshot, then each durable change, ending with the run's end.
+    publish(
+        &d,
+        "hello_world",
+        "paused-run",
+        "steps:\n  - type: wait\n  - uses: noop\n",
+    );
+    let id = start(&d, "/projects/hello_world/workflows/paused-run", json!({}));
+    d.wait_status(&id, "waiting");
+    let url = format!("{}/api/v1/runs/{id}/events", d.url);
+    let reader = std::thread::spawn(move || {
+        let response = ureq::get(&url)
+            .header("authorization", &format!("Bearer {JANE}"))
+            .call()
+            .unwrap();
+        response.into_body().read_to_string().unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, _) = d.post(
+        JANE,
+        &format!("/api/v1/runs/{id}/steps/1/continue"),
+        json!({}),
+    );
+    assert_eq!(status, 200);
+    let stream = reader.join().unwrap();
+    assert!(stream.starts_with("event: snapshot"), "{stream}");
+    assert!(
+        stream.contains("event: step")
+            && stream.contains("\"summary\":\"Continued by jane@example.com\""),
+        "{stream}"
+    );
+    assert!(
+        stream.trim_end().ends_with("}") && stream.contains("\"status\":\"succeeded\""),
+        "{stream}"
+    );
+
+    let (status, _) = d.call(None, "GET", "/metrics", None);
+    assert_eq!(status, 401);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let text = agent
+        .get(&format!("{}/metrics", d.url))
+        .header("authorization", &format!("Bearer {JANE}"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        text.contains("wasmops_runs{status=\"succeeded\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("wasmops_queue_depth 0"), "{text}");
+    assert!(
+        text.contains("wasmops_step_duration_seconds_count{status=\"succeeded\"}"),
+        "{text}"
+    );
+    let instances: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("wasmops_plugin_instantiations_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(instances >= 4, "{text}");
+}

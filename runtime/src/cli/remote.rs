@@ -230,12 +230,11 @@ pub fn run(
         print_value(&created, output)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut shown = std::collections::HashSet::new();
+    if follow {
+        client.follow(&id)?;
+    }
     loop {
         let run: Run = serde_json::from_value(client.get(&format!("/api/v1/runs/{id}"))?)?;
-        if follow {
-            progress(&run.steps, &mut shown);
-        }
         if !matches!(
             run.status,
             RunStatus::Queued | RunStatus::Running | RunStatus::Waiting
@@ -251,25 +250,73 @@ pub fn run(
     }
 }
 
-/// One line per step state change, for `--follow`.
-fn progress(
-    steps: &[crate::runs::StepRun],
-    shown: &mut std::collections::HashSet<(String, String)>,
-) {
-    for step in steps {
-        let status = format!("{:?}", step.status).to_lowercase();
-        if step.status != crate::runs::StepStatus::Pending
-            && shown.insert((step.path.clone(), status.clone()))
-        {
-            let summary = step
-                .summary
-                .as_deref()
-                .map(|s| format!(" → {s}"))
-                .unwrap_or_default();
-            eprintln!("[{}] {} {}{}", step.path, step.name, status, summary);
+impl Client {
+    /// Renders the run's event stream (SSE) as progress lines on stderr until the run ends.
+    fn follow(&self, id: &str) -> Result<()> {
+        use std::io::BufRead;
+        let url = format!("{}/api/v1/runs/{id}/events", self.base);
+        let auth = self
+            .token
+            .as_ref()
+            .map(|t| format!("Bearer {t}"))
+            .unwrap_or_default();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let response = agent.get(&url).header("authorization", &auth).call()?;
+        if !response.status().is_success() {
+            bail!(
+                "cannot follow run {id}: HTTP {}",
+                response.status().as_u16()
+            );
         }
-        progress(&step.children, shown);
+        let reader = std::io::BufReader::new(response.into_body().into_reader());
+        let mut event = String::new();
+        for line in reader.lines() {
+            let line = line?;
+            if let Some(name) = line.strip_prefix("event:") {
+                event = name.trim().to_string();
+            } else if let Some(data) = line.strip_prefix("data:") {
+                let value: Value = serde_json::from_str(data.trim()).unwrap_or(Value::Null);
+                match event.as_str() {
+                    "step" => progress_line(&value),
+                    "run" | "snapshot" => {
+                        // The snapshot carries what happened before we were listening.
+                        fn walk(steps: &Value) {
+                            for step in steps.as_array().into_iter().flatten() {
+                                if step["status"] != "pending" {
+                                    progress_line(step);
+                                }
+                                walk(&step["children"]);
+                            }
+                        }
+                        walk(&value["steps"]);
+                        let status = value["status"].as_str().unwrap_or_default();
+                        eprintln!("run {id}: {status}");
+                        if matches!(status, "succeeded" | "failed" | "cancelled") {
+                            return Ok(());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
+}
+
+fn progress_line(step: &Value) {
+    let status = step["status"].as_str().unwrap_or_default();
+    let summary = step["summary"]
+        .as_str()
+        .map(|s| format!(" → {s}"))
+        .unwrap_or_default();
+    eprintln!(
+        "[{}] {} {status}{summary}",
+        step["path"].as_str().unwrap_or_default(),
+        step["name"].as_str().unwrap_or_default()
+    );
 }
 
 fn print_value(value: &Value, output: Output) -> Result<()> {

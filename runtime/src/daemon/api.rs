@@ -44,12 +44,14 @@ pub fn router(state: AppState) -> Router {
         .route("/runs", post(start_run).get(list_runs))
         .route("/runs/{id}", get(show_run))
         .route("/runs/{id}/logs", get(run_logs))
+        .route("/runs/{id}/events", get(run_events))
         .route("/runs/{id}/cancel", post(cancel_run))
         .route("/runs/{id}/retry", post(retry_run))
         .route("/runs/{id}/steps/{step}/{decision}", post(decide))
         .route("/plugins", get(list_plugins));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics))
         .nest("/api/v1", api)
         .fallback(|| async {
             ApiError::new(
@@ -651,4 +653,132 @@ async fn list_plugins(State(st): State<AppState>, Caller(_): Caller) -> ApiResul
         .map(|p| json!({"name": p.name(), "version": p.manifest.version, "kind": p.manifest.kind, "world": p.manifest.world, "digest": format!("sha256:{}", p.digest), "requested": p.manifest.capabilities, "grants": p.grants}))
         .collect();
     Ok(Json(Value::Array(list)))
+}
+
+/// Server-sent events: the run as it is now, then every durable change, until it ends.
+async fn run_events(
+    State(st): State<AppState>,
+    Caller(_): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<
+    axum::response::sse::Sse<
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    // Subscribe before reading the snapshot, so no change falls between the two.
+    let mut feed = st.engine.live.events.subscribe();
+    let snapshot = st.engine.load(&id)?;
+    let stream = async_stream_events(move |tx| async move {
+        let finished =
+            |status: &Value| matches!(status.as_str(), Some("succeeded" | "failed" | "cancelled"));
+        let first = json!(snapshot);
+        let done = finished(&first["status"]);
+        if tx
+            .send(Event::default().event("snapshot").data(first.to_string()))
+            .await
+            .is_err()
+            || done
+        {
+            return;
+        }
+        loop {
+            match feed.recv().await {
+                Ok(event) if event.run == id => {
+                    let end = event.kind == "run" && finished(&event.data["status"]);
+                    if tx
+                        .send(
+                            Event::default()
+                                .event(event.kind)
+                                .data(event.data.to_string()),
+                        )
+                        .await
+                        .is_err()
+                        || end
+                    {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                // Too slow a reader: say so; it can fetch the run again.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let _ = tx
+                        .send(Event::default().event("lagged").data(n.to_string()))
+                        .await;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// A stream fed by a task through a channel, so the producer can be plain async code.
+fn async_stream_events<F, Fut>(
+    produce: F,
+) -> impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<axum::response::sse::Event>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(produce(tx));
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
+}
+
+/// Prometheus text format: runs by status, queue depth, step durations, plugin instantiations.
+async fn metrics(State(st): State<AppState>, Caller(_): Caller) -> ApiResult<Response> {
+    use std::fmt::Write;
+    let runs = st.engine.store.list_runs()?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP wasmops_runs Runs in the store by status.\n# TYPE wasmops_runs gauge"
+    );
+    for status in [
+        "queued",
+        "running",
+        "waiting",
+        "succeeded",
+        "failed",
+        "cancelled",
+    ] {
+        let n = runs
+            .iter()
+            .filter(|r| format!("{:?}", r.status).eq_ignore_ascii_case(status))
+            .count();
+        let _ = writeln!(out, "wasmops_runs{{status=\"{status}\"}} {n}");
+    }
+    let queued = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Queued)
+        .count();
+    let _ = writeln!(
+        out,
+        "# HELP wasmops_queue_depth Runs waiting for a slot of their workflow.\n# TYPE wasmops_queue_depth gauge\nwasmops_queue_depth {queued}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP wasmops_step_duration_seconds Finished steps since start.\n# TYPE wasmops_step_duration_seconds summary"
+    );
+    for (status, (count, ms)) in st.engine.live.step_totals.lock().unwrap().iter() {
+        let _ = writeln!(
+            out,
+            "wasmops_step_duration_seconds_count{{status=\"{status}\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "wasmops_step_duration_seconds_sum{{status=\"{status}\"}} {:.3}",
+            *ms as f64 / 1000.0
+        );
+    }
+    let instances = crate::plugins::host::INSTANTIATIONS.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP wasmops_plugin_instantiations_total Plugin instances created since start.\n# TYPE wasmops_plugin_instantiations_total counter\nwasmops_plugin_instantiations_total {instances}"
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

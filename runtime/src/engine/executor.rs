@@ -116,6 +116,7 @@ pub(super) async fn mark_cancelled_before_start(
     run.finished_at = Some(Utc::now());
     engine.store.put_run(&run)?;
     engine.store.flush().await?;
+    engine.publish_run(&run);
     Ok(())
 }
 
@@ -177,6 +178,7 @@ async fn finish(
     engine.store.put_run(&run)?;
     engine.store.put_steps(&run.id, &run.steps)?;
     engine.store.flush().await?;
+    engine.publish_run(&run);
     // Outputs and logs are in the store; the scratch space is not needed after the run.
     if run.status == RunStatus::Succeeded {
         let _ = std::fs::remove_dir_all(workspace);

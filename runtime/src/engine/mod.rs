@@ -45,12 +45,36 @@ pub struct Engine {
     pub live: LiveRuns,
 }
 
-/// Runs this process is driving, and the per-workflow slots that queue them.
-#[derive(Default)]
+/// Runs this process is driving, the per-workflow slots that queue them, the event feed and
+/// the counters behind `/metrics`.
 pub struct LiveRuns {
     runs: Mutex<HashMap<String, Arc<RunCtx>>>,
     cancels: Mutex<HashMap<String, CancellationToken>>,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    pub events: tokio::sync::broadcast::Sender<RunEvent>,
+    /// Finished steps by status: (count, total milliseconds).
+    pub step_totals: Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
+}
+
+impl Default for LiveRuns {
+    fn default() -> Self {
+        LiveRuns {
+            runs: Default::default(),
+            cancels: Default::default(),
+            slots: Default::default(),
+            events: tokio::sync::broadcast::channel(4096).0,
+            step_totals: Default::default(),
+        }
+    }
+}
+
+/// A durable state change, for `/runs/{id}/events`: `step` (a step record) or `run` (the run
+/// without its steps).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunEvent {
+    pub run: String,
+    pub kind: &'static str,
+    pub data: Value,
 }
 
 /// Everything needed to (re)start a run, stored with it so a restart or a retry plans the very
@@ -87,6 +111,19 @@ pub enum EngineError {
 }
 
 impl Engine {
+    /// Tells event watchers about a run's new state (after it is durable).
+    pub fn publish_run(&self, run: &Run) {
+        let header = Run {
+            steps: Vec::new(),
+            ..run.clone()
+        };
+        let _ = self.live.events.send(RunEvent {
+            run: run.id.clone(),
+            kind: "run",
+            data: serde_json::to_value(&header).unwrap_or_default(),
+        });
+    }
+
     pub fn projects(&self) -> Arc<Projects> {
         self.projects.read().unwrap().clone()
     }

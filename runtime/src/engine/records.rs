@@ -92,6 +92,7 @@ impl RunCtx {
             tracing::error!(run = %self.run_id, "cannot store run: {e:#}");
         }
         self.persist(&[]).await;
+        self.engine.publish_run(&header);
     }
 
     pub async fn persist(&self, records: &[StepRun]) {
@@ -102,6 +103,21 @@ impl RunCtx {
         }
         if let Err(e) = self.engine.store.flush().await {
             tracing::error!(run = %self.run_id, "cannot flush the store: {e:#}");
+        }
+        // Announced only once durable, so a watcher never sees what a crash could take back.
+        for record in records {
+            let _ = self.engine.live.events.send(super::RunEvent {
+                run: self.run_id.clone(),
+                kind: "step",
+                data: serde_json::to_value(record).unwrap_or_default(),
+            });
+            if record.status.is_finished() && record.status != StepStatus::Skipped {
+                let status = format!("{:?}", record.status).to_lowercase();
+                let mut totals = self.engine.live.step_totals.lock().unwrap();
+                let entry = totals.entry(status).or_default();
+                entry.0 += 1;
+                entry.1 += record.duration_ms.unwrap_or(0);
+            }
         }
     }
 

@@ -30,6 +30,9 @@ pub use self::wasmops::plugin::types::{
     Decision, DecisionKind, StepRequest, StepResult, WaitRequest,
 };
 
+/// Plugin instances created since start, for `/metrics`.
+pub static INSTANTIATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// How often the epoch ticks; CPU budgets are counted in these.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -325,6 +328,7 @@ pub async fn call(
 
     let work = async {
         let instance = pre.instantiate_async(&mut store).await?;
+        INSTANTIATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let step = instance.wasmops_plugin_step();
         wasmtime::Result::Ok(match op {
             Op::Describe => OpResult::Info(step.call_describe(&mut store).await?),
