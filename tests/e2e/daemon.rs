@@ -624,3 +624,72 @@ fn follow_renders_the_event_stream_and_metrics_count_what_happened() {
         .unwrap();
     assert!(instances >= 4, "{text}");
 }
+
+#[test]
+fn repeated_kill_9_under_load_loses_and_duplicates_nothing_acknowledged() {
+    let sb = Sandbox::new();
+    let mut d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    publish(
+        &d,
+        "hello_world",
+        "busy",
+        "concurrency: 3\nsteps:\n  - uses: script\n    with: { run: \"sleep 0.2; echo one\" }\n  - uses: script\n    with: { run: \"sleep 0.2; echo two\" }\n  - uses: noop\n    with: { summary: three }\n",
+    );
+    publish(
+        &d,
+        "hello_world",
+        "gated",
+        "concurrency: 10\nsteps:\n  - type: wait\n    requires_approval_from: { ldap_groups: [release-managers] }\n  - uses: noop\n",
+    );
+    let mut acknowledged = Vec::new();
+    let mut approved = Vec::new();
+    for round in 0..3 {
+        for _ in 0..4 {
+            acknowledged.push(start(&d, "/projects/hello_world/workflows/busy", json!({})));
+        }
+        let gate = start(&d, "/projects/hello_world/workflows/gated", json!({}));
+        acknowledged.push(gate.clone());
+        d.wait_status(&gate, "waiting");
+        let (status, _) = d.post(
+            JANE,
+            &format!("/api/v1/runs/{gate}/steps/1/approve"),
+            json!({"comment": format!("round {round}")}),
+        );
+        assert_eq!(status, 200);
+        approved.push(gate);
+        std::thread::sleep(std::time::Duration::from_millis(150 + 200 * round));
+        d.restart();
+    }
+    for id in &acknowledged {
+        let run = d.wait_for(id, "finished", |r| {
+            r["status"] == "succeeded" || r["status"] == "failed"
+        });
+        assert_eq!(run["status"], "succeeded", "{run:#}");
+        for path in ["1", "2", "3"] {
+            if run["workflow"] == "/projects/hello_world/workflows/busy" {
+                assert_eq!(step(&run, path)["status"], "succeeded", "{run:#}");
+            }
+        }
+    }
+    for id in &approved {
+        let run = d.get(&format!("/api/v1/runs/{id}"));
+        assert_eq!(
+            step(&run, "1")["approved_by"],
+            "jane@example.com",
+            "approval lost: {run:#}"
+        );
+    }
+    let all = d.get("/api/v1/runs");
+    let mut ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len(), "a run is listed twice");
+    assert_eq!(ids.len(), acknowledged.len(), "runs lost or invented");
+}
