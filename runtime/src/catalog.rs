@@ -120,7 +120,7 @@ impl Catalog {
     pub fn project_sources(&self) -> Result<Vec<ProjectSource>> {
         self.projects
             .iter()
-            .map(|e| Ok(serde_json::from_slice(&e?.1).context("corrupt project record")?))
+            .map(|e| serde_json::from_slice(&e?.1).context("corrupt project record"))
             .collect()
     }
 
@@ -224,7 +224,7 @@ impl Catalog {
     pub fn list(&self) -> Result<Vec<WorkflowRecord>> {
         self.workflows
             .iter()
-            .map(|e| Ok(serde_json::from_slice(&e?.1).context("corrupt workflow record")?))
+            .map(|e| serde_json::from_slice(&e?.1).context("corrupt workflow record"))
             .collect()
     }
 }

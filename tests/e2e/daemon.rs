@@ -693,3 +693,55 @@ fn repeated_kill_9_under_load_loses_and_duplicates_nothing_acknowledged() {
     assert_eq!(before, ids.len(), "a run is listed twice");
     assert_eq!(ids.len(), acknowledged.len(), "runs lost or invented");
 }
+
+#[test]
+fn a_fresh_daemon_without_users_prints_a_local_admin_token_once() {
+    use std::io::BufRead;
+    let sb = Sandbox::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmops"))
+        .args(["up", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(sb.dir.path())
+        .env_remove("WASMOPS_DATA")
+        .env_remove("WASMOPS_CONFIG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let _daemon = KillOnDrop(child);
+    let mut token = None;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Some(t) = line.trim().strip_prefix("export WASMOPS_TOKEN=") {
+            token = Some(t.to_string());
+        }
+        if line.starts_with("wasmops listening on") {
+            break;
+        }
+    }
+    let token = token.expect("no token printed");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let status = agent
+        .get(&format!("http://127.0.0.1:{port}/api/v1/runs"))
+        .header("authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 200);
+    let hash = std::fs::read_to_string(sb.path("wasmops-data/admin-token.sha256")).unwrap();
+    assert!(!hash.contains(&token), "only the hash is kept");
+}

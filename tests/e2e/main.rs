@@ -6,6 +6,7 @@ mod daemon;
 mod daemon_support;
 mod execution;
 mod failures;
+mod openapi;
 mod plugins;
 mod projects;
 mod python_plugin;

@@ -424,12 +424,19 @@ async fn workflow_action(
         }
         "pause" => record.paused = true,
         "resume" => record.paused = false,
+        "history" => {
+            return Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                "history is read with GET",
+            ));
+        }
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not found",
                 format!(
-                    "no workflow action `{other}`: validate, publish, duplicate, pause, resume, history"
+                    "no workflow action `{other}`: POST validate, publish, duplicate, pause or resume; GET history"
                 ),
             ));
         }
@@ -452,7 +459,7 @@ async fn workflow_history(
             format!("`{action}` takes POST"),
         ));
     }
-    let path = workflow_path(&p, &w);
+    let path = load_workflow(&st, &p, &w)?.path;
     let runs: Vec<Value> = st
         .engine
         .store

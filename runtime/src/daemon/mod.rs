@@ -36,8 +36,9 @@ pub async fn up(opts: UpOptions) -> Result<()> {
         .data
         .or(config.data.clone())
         .unwrap_or_else(|| PathBuf::from("./wasmops-data"));
-    if config.users.is_empty() {
-        tracing::warn!("no [[users]] in the config: every API call will be refused (401)");
+    let mut users = config.users.clone();
+    if users.is_empty() {
+        users.push(local_admin(&data)?);
     }
     let secrets = Secrets::resolve(&config.secrets).map_err(|e| anyhow!(e))?;
     let store = Store::open(&data).context("is another daemon using this data directory?")?;
@@ -81,7 +82,7 @@ pub async fn up(opts: UpOptions) -> Result<()> {
     let state = api::AppState {
         engine,
         catalog,
-        directory: Arc::new(auth::ConfigDirectory::new(config.users.clone())),
+        directory: Arc::new(auth::ConfigDirectory::new(users)),
     };
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(async {
@@ -89,6 +90,45 @@ pub async fn up(opts: UpOptions) -> Result<()> {
         })
         .await?;
     Ok(())
+}
+
+/// With no `[[users]]` configured, a local `admin` user so a fresh `wasmops up` is usable: its
+/// token is printed once, and only its hash is kept (in the data directory). Delete
+/// `admin-token.sha256` to get a new one.
+fn local_admin(data: &Path) -> Result<crate::config::User> {
+    use rand::Rng;
+    use sha2::{Digest, Sha256};
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let file = data.join("admin-token.sha256");
+    let hash = match std::fs::read_to_string(&file) {
+        Ok(hash) => {
+            eprintln!(
+                "no [[users]] configured: the local `admin` token from the first start still works ({})",
+                file.display()
+            );
+            hash.trim().to_string()
+        }
+        Err(_) => {
+            let token: String = rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(40)
+                .map(char::from)
+                .collect();
+            let token = format!("wasmops_{token}");
+            let hash = hex::encode(Sha256::digest(token.as_bytes()));
+            std::fs::write(&file, &hash)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            eprintln!(
+                "no [[users]] configured: created a local `admin` user; its token, shown only now:\n\n    export WASMOPS_TOKEN={token}\n"
+            );
+            hash
+        }
+    };
+    Ok(crate::config::User {
+        name: "admin".into(),
+        groups: vec!["admin".into()],
+        token_sha256: hash,
+    })
 }
 
 fn load_registry(config: &Config, data: &Path, plugins: Option<&Path>) -> Result<Registry> {

@@ -149,7 +149,9 @@ fn keep_completed(
     let mut fresh = planned;
     if same_step {
         fresh.attempts = old.attempts;
-        if old.status == StepStatus::Waiting {
+        // A parked step stays parked, and one interrupted after its decision was recorded resumes
+        // with that decision instead of asking again.
+        if old.wait.is_some() && !old.status.is_finished() {
             fresh.status = StepStatus::Waiting;
             fresh.wait = old.wait.clone();
             fresh.started_at = old.started_at;

@@ -277,7 +277,7 @@ impl Engine {
                 )));
             }
         }
-        Ok(self.load(run_id)?)
+        self.load(run_id)
     }
 
     /// Runs a failed or cancelled run again: completed steps are kept, failed and unfinished

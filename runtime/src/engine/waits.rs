@@ -218,7 +218,7 @@ impl Engine {
                 )));
             }
             (Some(approvers), "approve" | "reject") => {
-                let named = approvers.user_names.iter().any(|u| *u == actor.name);
+                let named = approvers.user_names.contains(&actor.name);
                 let in_group = approvers
                     .ldap_groups
                     .iter()
