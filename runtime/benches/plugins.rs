@@ -30,7 +30,7 @@ fn main() {
         println!("  target: p50 ≤ 50 µs -> {}", verdict(p50 <= Duration::from_micros(50)));
 
         let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugins/hello-python");
-        let mut registry = Registry::default();
+        let registry = Registry::default();
         match registry.load_plugin(&python) {
             Ok(name) => {
                 let plugin = registry.get(&name).unwrap();

@@ -27,7 +27,8 @@ pub fn check_references(
             ));
         }
     });
-    let installed: Vec<&str> = registry.step_plugin_names().collect();
+    let names = registry.step_plugin_names();
+    let installed: Vec<&str> = names.iter().map(String::as_str).collect();
     workflow.walk(&mut |step| {
         let mut templates: Vec<(String, &str, bool)> = Vec::new();
         if let Some(name) = &step.name {

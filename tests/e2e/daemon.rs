@@ -745,3 +745,54 @@ fn a_fresh_daemon_without_users_prints_a_local_admin_token_once() {
     let hash = std::fs::read_to_string(sb.path("wasmops-data/admin-token.sha256")).unwrap();
     assert!(!hash.contains(&token), "only the hash is kept");
 }
+
+#[test]
+fn plugins_install_into_a_running_daemon() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    let api = "/api/v1/projects/hello_world/workflows/echoes";
+    d.call(
+        Some(JANE),
+        "PUT",
+        api,
+        Some(json!({"yaml": "steps:\n  - uses: echo\n    with: { hello: world }\n"})),
+    );
+    let (status, body) = d.post(JANE, &format!("{api}/publish"), json!({}));
+    assert_eq!(status, 422, "echo is not installed yet: {body:#}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("plugin `echo` is not installed"),
+        "{body:#}"
+    );
+
+    let echo = crate::support::test_plugins().join("echo");
+    let installed = d.cli(&["plugins", "install", echo.to_str().unwrap()]);
+    assert_eq!(installed.code, 0, "{}", installed.stderr);
+    assert!(
+        installed.stdout.contains("installed echo 0.1.0 (sha256:"),
+        "{}",
+        installed.stdout
+    );
+    let listed = d.get("/api/v1/plugins");
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "echo")
+    );
+    let (status, body) = d.post(JANE, "/api/v1/plugins", json!({"dir": sb.path("nowhere")}));
+    assert_eq!(status, 422, "{body:#}");
+
+    let (status, body) = d.post(JANE, &format!("{api}/publish"), json!({}));
+    assert_eq!(status, 200, "{body:#}");
+    let id = start(&d, "/projects/hello_world/workflows/echoes", json!({}));
+    let run = d.wait_status(&id, "succeeded");
+    assert_eq!(
+        step(&run, "1")["outputs"]["config"],
+        json!({"hello": "world"})
+    );
+}

@@ -156,7 +156,7 @@ pub fn plugins_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
     let registry = local_registry(local)?;
     match output {
         Output::Json => {
-            let list: Vec<Value> = registry.all().map(|p| plugin_json(p)).collect();
+            let list: Vec<Value> = registry.all().iter().map(|p| plugin_json(p)).collect();
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
         Output::Text => {
@@ -177,40 +177,20 @@ pub fn plugins_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Checks a plugin folder the way a run would use it, then copies it into `<data>/plugins/NAME`.
+/// Checks a plugin folder the way a run would use it, then copies it into `<data>/plugins/NAME`
+/// (a running daemon picks it up at its next start; `--server` installs into the daemon now).
 pub fn plugins_install(dir: &Path, local: &LocalOpts) -> Result<ExitCode> {
-    let mut registry = Registry::default();
-    let name = registry.load_plugin(dir).map_err(|e| anyhow!(e))?;
-    let plugin = registry.get(&name).expect("just loaded");
+    let registry = local_registry(local)?;
     let runtime = Runtime::new(Some(local.data.join("plugin-cache")))?;
-    plugin.instance_pre(&runtime).map_err(|e| anyhow!(e))?;
-    let dest = local.data.join("plugins").join(&name);
-    let staging = local
-        .data
-        .join("plugins")
-        .join(format!(".{name}.installing"));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(
-        staging.join(
-            Path::new(&plugin.manifest.component)
-                .parent()
-                .unwrap_or(Path::new("")),
-        ),
-    )?;
-    std::fs::copy(dir.join("plugin.toml"), staging.join("plugin.toml"))?;
-    std::fs::copy(
-        dir.join(&plugin.manifest.component),
-        staging.join(&plugin.manifest.component),
-    )?;
-    // Swap in whole, so a reader sees the old plugin or the new one, never half of each.
-    let _ = std::fs::remove_dir_all(&dest);
-    std::fs::rename(&staging, &dest)?;
+    let plugin = registry
+        .install(dir, &local.data, &runtime)
+        .map_err(|e| anyhow!(e))?;
     println!(
         "installed {} {} (sha256:{}) into {}",
-        name,
+        plugin.name(),
         plugin.manifest.version,
         plugin.digest,
-        dest.display()
+        local.data.join("plugins").join(plugin.name()).display()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -218,7 +198,11 @@ pub fn plugins_install(dir: &Path, local: &LocalOpts) -> Result<ExitCode> {
 pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
     let registry = local_registry(local)?;
     let plugin = registry.get(name).ok_or_else(|| {
-        let known: Vec<&str> = registry.all().map(|p| p.name()).collect();
+        let known: Vec<String> = registry
+            .all()
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect();
         anyhow!("no plugin `{name}`; installed: {}", known.join(", "))
     })?;
     let json = plugin_json(&plugin);
@@ -334,7 +318,7 @@ fn load_workflow(
 }
 
 fn load_registry(plugins: Option<&Path>, config: &Config, data: Option<&Path>) -> Result<Registry> {
-    let mut registry = Registry::builtin(config.plugins.clone()).map_err(|e| anyhow!(e))?;
+    let registry = Registry::builtin(config.plugins.clone()).map_err(|e| anyhow!(e))?;
     if let Some(installed) = data.map(|d| d.join("plugins")).filter(|d| d.is_dir()) {
         registry.load_dir(&installed).map_err(|e| anyhow!(e))?;
     }

@@ -212,11 +212,14 @@ enum PluginsCommand {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
-    /// Check a plugin folder (plugin.toml and component) and install it into the data directory.
+    /// Check a plugin folder (plugin.toml and component) and install it into the data
+    /// directory, or into the running daemon with --server.
     Install {
         dir: PathBuf,
         #[command(flatten)]
         local: LocalOpts,
+        #[command(flatten)]
+        server: remote::ServerOpts,
     },
     /// Show a plugin's manifest, digest, requested capabilities and the grants in force.
     Inspect {
@@ -339,7 +342,10 @@ pub fn main() -> ExitCode {
             },
             Command::Plugins { command } => match command {
                 PluginsCommand::List { local, output } => local::plugins_list(&local, output),
-                PluginsCommand::Install { dir, local } => local::plugins_install(&dir, &local),
+                PluginsCommand::Install { dir, server, .. } if server.server.is_some() => {
+                    remote::install_plugin(&dir, &server)
+                }
+                PluginsCommand::Install { dir, local, .. } => local::plugins_install(&dir, &local),
                 PluginsCommand::Inspect {
                     name,
                     local,

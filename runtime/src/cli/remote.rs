@@ -404,3 +404,17 @@ pub fn decide(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn install_plugin(dir: &Path, server: &ServerOpts) -> Result<ExitCode> {
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("no plugin folder at {}", dir.display()))?;
+    let plugin = Client::new(server).post("/api/v1/plugins", json!({"dir": dir}))?;
+    println!(
+        "installed {} {} ({}) into the daemon",
+        plugin["name"].as_str().unwrap_or_default(),
+        plugin["version"].as_str().unwrap_or_default(),
+        plugin["digest"].as_str().unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}

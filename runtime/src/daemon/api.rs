@@ -23,6 +23,8 @@ const MAX_BODY: usize = 4 << 20;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// The daemon's data directory, where installed plugins live.
+    pub data: std::path::PathBuf,
     pub catalog: Catalog,
     pub directory: Arc<ConfigDirectory>,
 }
@@ -48,7 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}/cancel", post(cancel_run))
         .route("/runs/{id}/retry", post(retry_run))
         .route("/runs/{id}/steps/{step}/{decision}", post(decide))
-        .route("/plugins", get(list_plugins));
+        .route("/plugins", get(list_plugins).post(install_plugin));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
@@ -657,6 +659,7 @@ async fn list_plugins(State(st): State<AppState>, Caller(_): Caller) -> ApiResul
         .engine
         .registry
         .all()
+        .iter()
         .map(|p| json!({"name": p.name(), "version": p.manifest.version, "kind": p.manifest.kind, "world": p.manifest.world, "digest": format!("sha256:{}", p.digest), "requested": p.manifest.capabilities, "grants": p.grants}))
         .collect();
     Ok(Json(Value::Array(list)))
@@ -788,4 +791,29 @@ async fn metrics(State(st): State<AppState>, Caller(_): Caller) -> ApiResult<Res
         "# HELP wasmops_plugin_instantiations_total Plugin instances created since start.\n# TYPE wasmops_plugin_instantiations_total counter\nwasmops_plugin_instantiations_total {instances}"
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstallBody {
+    /// A plugin folder (plugin.toml and its component) on the daemon's machine.
+    dir: std::path::PathBuf,
+}
+
+/// Installs a plugin from a directory on the daemon's host; runs started afterwards can use it.
+async fn install_plugin(
+    State(st): State<AppState>,
+    Caller(_): Caller,
+    Body(body): Body<InstallBody>,
+) -> ApiResult<Response> {
+    let engine = st.engine.clone();
+    let data = st.data.clone();
+    let installed = tokio::task::spawn_blocking(move || {
+        engine.registry.install(&body.dir, &data, &engine.runtime)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("install task failed: {e}"))?
+    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid plugin", e))?;
+    let body = json!({"name": installed.name(), "version": installed.manifest.version, "kind": installed.manifest.kind, "world": installed.manifest.world, "digest": format!("sha256:{}", installed.digest), "requested": installed.manifest.capabilities, "grants": installed.grants});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }

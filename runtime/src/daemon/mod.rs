@@ -76,10 +76,11 @@ pub async fn up(opts: UpOptions) -> Result<()> {
         "wasmops listening on http://{} (data: {}, {} plugins, {} runs resumed)",
         listener.local_addr()?,
         data.display(),
-        engine.registry.all().count(),
+        engine.registry.all().len(),
         resumed
     );
     let state = api::AppState {
+        data: data.clone(),
         engine,
         catalog,
         directory: Arc::new(auth::ConfigDirectory::new(users)),
@@ -132,7 +133,7 @@ fn local_admin(data: &Path) -> Result<crate::config::User> {
 }
 
 fn load_registry(config: &Config, data: &Path, plugins: Option<&Path>) -> Result<Registry> {
-    let mut registry = Registry::builtin(config.plugins.clone()).map_err(|e| anyhow!(e))?;
+    let registry = Registry::builtin(config.plugins.clone()).map_err(|e| anyhow!(e))?;
     let installed = data.join("plugins");
     if installed.is_dir() {
         registry.load_dir(&installed).map_err(|e| anyhow!(e))?;

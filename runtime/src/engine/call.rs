@@ -43,7 +43,8 @@ impl RunCtx {
     ) -> Result<PluginOutcome, String> {
         let engine = &self.engine;
         let plugin = engine.registry.get(uses).ok_or_else(|| {
-            let known: Vec<&str> = engine.registry.step_plugin_names().collect();
+            let names = engine.registry.step_plugin_names();
+            let known: Vec<&str> = names.iter().map(String::as_str).collect();
             let hint = crate::diagnostics::did_you_mean(uses, known.iter().copied())
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_else(|| format!("; installed: {}", known.join(", ")));

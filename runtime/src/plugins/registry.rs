@@ -115,9 +115,10 @@ impl Plugin {
     }
 }
 
+/// Interior mutability lets the daemon install a plugin while runs hold the registry.
 #[derive(Default)]
 pub struct Registry {
-    plugins: BTreeMap<String, Arc<Plugin>>,
+    plugins: std::sync::RwLock<BTreeMap<String, Arc<Plugin>>>,
     /// The operator's `[plugins.NAME]` sections, applied to every plugin loaded.
     operator: BTreeMap<String, OperatorGrant>,
 }
@@ -125,8 +126,8 @@ pub struct Registry {
 impl Registry {
     /// The built-in plugins, with the operator's `[plugins.NAME]` grants applied.
     pub fn builtin(operator: BTreeMap<String, OperatorGrant>) -> Result<Registry, String> {
-        let mut registry = Registry {
-            plugins: BTreeMap::new(),
+        let registry = Registry {
+            plugins: Default::default(),
             operator,
         };
         for (toml, wasm) in BUILTIN_PLUGINS {
@@ -141,7 +142,7 @@ impl Registry {
 
     /// Adds every plugin directory under `dir` (or `dir` itself when it holds a plugin.toml).
     /// A plugin with the same name as a built-in replaces it.
-    pub fn load_dir(&mut self, dir: &Path) -> Result<Vec<String>, String> {
+    pub fn load_dir(&self, dir: &Path) -> Result<Vec<String>, String> {
         if dir.join("plugin.toml").is_file() {
             return self.load_plugin(dir).map(|name| vec![name]);
         }
@@ -161,7 +162,7 @@ impl Registry {
         dirs.iter().map(|d| self.load_plugin(d)).collect()
     }
 
-    pub fn load_plugin(&mut self, dir: &Path) -> Result<String, String> {
+    pub fn load_plugin(&self, dir: &Path) -> Result<String, String> {
         let manifest_path = dir.join("plugin.toml");
         let text = std::fs::read_to_string(&manifest_path)
             .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
@@ -188,23 +189,60 @@ impl Registry {
         Ok(name)
     }
 
-    fn insert(&mut self, plugin: Plugin) {
+    fn insert(&self, plugin: Plugin) {
         self.plugins
+            .write()
+            .unwrap()
             .insert(plugin.manifest.name.clone(), Arc::new(plugin));
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
-        self.plugins.get(name).cloned()
+        self.plugins.read().unwrap().get(name).cloned()
     }
 
-    pub fn step_plugin_names(&self) -> impl Iterator<Item = &str> {
+    pub fn step_plugin_names(&self) -> Vec<String> {
         self.plugins
+            .read()
+            .unwrap()
             .values()
             .filter(|p| p.manifest.kind == PluginKind::Step)
-            .map(|p| p.name())
+            .map(|p| p.name().to_string())
+            .collect()
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Arc<Plugin>> {
-        self.plugins.values()
+    pub fn all(&self) -> Vec<Arc<Plugin>> {
+        self.plugins.read().unwrap().values().cloned().collect()
+    }
+
+    /// Checks a plugin folder the way a run would use it (manifest, component, linking against
+    /// this host), copies it into `<data>/plugins/NAME` whole, and makes it available.
+    pub fn install(
+        &self,
+        dir: &Path,
+        data: &Path,
+        runtime: &Runtime,
+    ) -> Result<Arc<Plugin>, String> {
+        let probe = Registry {
+            plugins: Default::default(),
+            operator: self.operator.clone(),
+        };
+        let name = probe.load_plugin(dir)?;
+        let plugin = probe.get(&name).expect("just loaded");
+        plugin.instance_pre(runtime)?;
+        let plugins = data.join("plugins");
+        let dest = plugins.join(&name);
+        let staging = plugins.join(format!(".{name}.installing"));
+        let io = |e: std::io::Error| format!("cannot install {name}: {e}");
+        let _ = std::fs::remove_dir_all(&staging);
+        let component = Path::new(&plugin.manifest.component);
+        std::fs::create_dir_all(staging.join(component.parent().unwrap_or(Path::new(""))))
+            .map_err(io)?;
+        std::fs::copy(dir.join("plugin.toml"), staging.join("plugin.toml")).map_err(io)?;
+        std::fs::copy(dir.join(component), staging.join(component)).map_err(io)?;
+        // Swap in whole, so a reader sees the old plugin or the new one, never half of each.
+        let _ = std::fs::remove_dir_all(&dest);
+        std::fs::rename(&staging, &dest).map_err(io)?;
+        self.load_plugin(&dest)?;
+        Ok(self.get(&name).expect("just installed"))
     }
 }
