@@ -150,7 +150,12 @@ fn embed_scaffold_files(root: &Path, out_dir: &Path) {
     for (name, dir, prefix) in [
         ("SDK_FILES", root.join("sdk"), ""),
         ("WIT_FILES", root.join("wit"), ""),
-        ("PYTHON_TEMPLATE", root.join("runtime/templates/python"), ""),
+        // The Python example is the template: `plugin new` renames it.
+        (
+            "PYTHON_TEMPLATE",
+            root.join("examples/plugins/hello-python"),
+            "",
+        ),
     ] {
         let mut files = Vec::new();
         collect_files(&dir, &dir, &mut files);
@@ -169,6 +174,12 @@ fn embed_scaffold_files(root: &Path, out_dir: &Path) {
         }
         table.push_str("];\n");
     }
+    writeln!(
+        table,
+        "pub static PYTHON_README: &str = include_str!({:?});",
+        root.join("runtime/templates/python-README.md")
+    )
+    .unwrap();
     fs::write(out_dir.join("scaffold_files.rs"), table).unwrap();
 }
 

@@ -1,6 +1,9 @@
 //! Orchestration benchmarks: per-step overhead of the engine with the durable store on, and
 //! script steps against the shell doing the same work. Prints figures; `cargo bench`.
 
+mod common;
+use common::{median, ms, us, verdict};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmops::engine::{Engine, RunSpec};
@@ -131,21 +134,4 @@ fn shell(script: &str) -> Duration {
         .unwrap();
     assert!(status.success());
     started.elapsed()
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.0} µs", d.as_secs_f64() * 1e6)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "met" } else { "NOT met" }
 }

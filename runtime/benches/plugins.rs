@@ -1,6 +1,9 @@
 //! Plugin host benchmarks: instantiate + call of a no-op step (Rust and, when built, Python) and
 //! start-up with every built-in plugin loaded from the compile cache. Prints figures.
 
+mod common;
+use common::{median, ms, us, verdict};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmops::plugins::host::{self, CallContext, CallLimits, Op, OpResult, StepRequest};
@@ -116,21 +119,4 @@ async fn call_latency(
         samples[samples.len() / 2],
         samples[samples.len() * 99 / 100],
     )
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "met" } else { "NOT met" }
 }

@@ -99,16 +99,9 @@ pub fn try_step<'a>(run: &'a Value, path: &str) -> &'a Value {
 
 /// The step at `path` (`2.1`) in a run's JSON.
 pub fn step<'a>(run: &'a Value, path: &str) -> &'a Value {
-    fn find<'a>(steps: &'a Value, path: &str) -> Option<&'a Value> {
-        steps.as_array()?.iter().find_map(|s| {
-            if s["path"] == path {
-                Some(s)
-            } else {
-                find(&s["children"], path)
-            }
-        })
-    }
-    find(&run["steps"], path).unwrap_or_else(|| panic!("no step {path} in {run:#}"))
+    let found = try_step(run, path);
+    assert!(!found.is_null(), "no step {path} in {run:#}");
+    found
 }
 
 pub fn time(step: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {

@@ -114,16 +114,21 @@ fn rust_files(name: &str) -> Vec<(String, String)> {
 
 fn python_files(name: &str) -> Vec<(String, String)> {
     let module = name.replace('-', "_");
+    // The example, renamed, reading the WIT the scaffold writes beside it.
     let mut files: Vec<(String, String)> = PYTHON_TEMPLATE
         .iter()
         .map(|(rel, text)| {
-            (
-                rel.to_string(),
-                text.replace("{{name}}", name)
-                    .replace("{{module}}", &module),
-            )
+            let text = text
+                .replace("../../../wit", "wit")
+                .replace("hello-python", name)
+                .replace("hello_python", &module);
+            (rel.to_string(), text)
         })
         .collect();
+    let readme = PYTHON_README
+        .replace("{{name}}", name)
+        .replace("{{module}}", &module);
+    files.push(("README.md".into(), readme));
     files.extend(wit_files());
     files
 }
