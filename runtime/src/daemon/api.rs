@@ -151,6 +151,46 @@ where
     }
 }
 
+/// Query parameters whose rejections are JSON errors too.
+pub struct Params<T>(T);
+
+impl<T, S> FromRequestParts<S> for Params<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Params(value)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                "bad request",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// A raw body (for optional JSON), whose rejections (too large…) are JSON errors too.
+pub struct RawBody(axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                "bad request",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
 /// An optional JSON body: empty means the defaults.
 fn optional_json<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> ApiResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -368,7 +408,7 @@ async fn workflow_action(
     State(st): State<AppState>,
     Caller(actor): Caller,
     Path((p, w, action)): Path<(String, String, String)>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let mut record = load_workflow(&st, &p, &w)?;
     let body: ActionBody = optional_json(&body)?;
@@ -534,7 +574,7 @@ struct RunFilter {
 async fn list_runs(
     State(st): State<AppState>,
     Caller(_): Caller,
-    Query(filter): Query<RunFilter>,
+    Params(filter): Params<RunFilter>,
 ) -> ApiResult<Json<Value>> {
     let runs: Vec<Value> = st
         .engine
@@ -570,7 +610,7 @@ async fn run_logs(
     State(st): State<AppState>,
     Caller(_): Caller,
     Path(id): Path<String>,
-    Query(filter): Query<LogFilter>,
+    Params(filter): Params<LogFilter>,
 ) -> ApiResult<Json<Value>> {
     let run = st.engine.load(&id)?;
     let path = match &filter.step {
@@ -636,7 +676,7 @@ async fn decide(
     State(st): State<AppState>,
     Caller(actor): Caller,
     Path((id, step, decision)): Path<(String, String, String)>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
     let comment = optional_json::<DecisionBody>(&body)?.comment;
     let record = st

@@ -181,6 +181,12 @@ impl Engine {
         input: DecisionInput,
         actor: &Actor,
     ) -> Result<StepRun, EngineError> {
+        if !matches!(input.kind.as_str(), "continue" | "approve" | "reject") {
+            return Err(EngineError::Invalid(format!(
+                "unknown decision `{}`: continue, approve or reject",
+                input.kind
+            )));
+        }
         let run = self.load(run_id)?;
         let record = find_by_path_or_id(&run.steps, step).ok_or_else(|| {
             EngineError::NotFound(format!(
