@@ -833,3 +833,46 @@ fn plugins_install_into_a_running_daemon() {
         json!({"hello": "world"})
     );
 }
+
+#[test]
+fn cancelling_a_parent_cancels_the_child_runs_it_started() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    publish(
+        &d,
+        "hello_world",
+        "slow-child",
+        "steps:\n  - name: Sleeps\n    uses: script\n    with: { run: \"sleep 60\" }\n",
+    );
+    publish(
+        &d,
+        "hello_world",
+        "parent",
+        "steps:\n  - type: workflow\n    target: /projects/hello_world/workflows/slow-child\n    run_as: parallel\n    property_overrides: [{ n: 1 }, { n: 2 }]\n",
+    );
+    let id = start(&d, "/projects/hello_world/workflows/parent", json!({}));
+    let run = d.wait_for(&id, "with children", |r| {
+        try_step(r, "1")["outputs"]["runs"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+    });
+    let children: Vec<String> = step(&run, "1")["outputs"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    for child in &children {
+        d.wait_for(child, "running", |r| {
+            try_step(r, "1")["status"] == "running"
+        });
+    }
+    let cancelled = d.cli(&["runs", "cancel", &id]);
+    assert_eq!(cancelled.code, 0, "{}", cancelled.stderr);
+    d.wait_status(&id, "cancelled");
+    for child in &children {
+        let run = d.wait_status(child, "cancelled");
+        assert_eq!(step(&run, "1")["status"], "cancelled");
+    }
+}

@@ -99,11 +99,65 @@ pub(super) async fn execute(
     };
     if outcome == RunStatus::Cancelled {
         ctx.cancel_running(None, "cancelled").await;
+        // Child runs were driven inside this run's future, which is gone now: settle them too.
+        cancel_children(&engine, &ctx.run_id).await?;
     }
     engine.live.runs.lock().unwrap().remove(&ctx.run_id);
     let mut run = ctx.state.lock().unwrap().run.clone();
     run.status = outcome;
     finish(&engine, run, started, &workspace).await
+}
+
+/// Marks the unfinished child runs of `run_id` (and theirs) cancelled.
+fn cancel_children<'a>(
+    engine: &'a Engine,
+    run_id: &'a str,
+) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
+    Box::pin(async move {
+        let prefix = format!("{run_id}/");
+        let children: Vec<crate::runs::Run> = engine
+            .store
+            .list_runs()?
+            .into_iter()
+            .filter(|r| {
+                r.trigger
+                    .inputs
+                    .get("parent")
+                    .and_then(Value::as_str)
+                    .is_some_and(|p| p.starts_with(&prefix))
+            })
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    RunStatus::Queued | RunStatus::Running | RunStatus::Waiting
+                )
+            })
+            .collect();
+        for child in children {
+            engine.live.runs.lock().unwrap().remove(&child.id);
+            engine.live.cancels.lock().unwrap().remove(&child.id);
+            let mut run = engine.load(&child.id)?;
+            fn settle(steps: &mut [StepRun]) {
+                for step in steps {
+                    if matches!(step.status, StepStatus::Running | StepStatus::Waiting) {
+                        step.status = StepStatus::Cancelled;
+                        step.finished_at = Some(Utc::now());
+                        step.summary = Some("cancelled with the parent run".into());
+                    }
+                    settle(&mut step.children);
+                }
+            }
+            settle(&mut run.steps);
+            run.status = RunStatus::Cancelled;
+            run.finished_at = Some(Utc::now());
+            engine.store.put_run(&run)?;
+            engine.store.put_steps(&run.id, &run.steps)?;
+            engine.store.flush().await?;
+            engine.publish_run(&run);
+            cancel_children(engine, &run.id).await?;
+        }
+        Ok(())
+    })
 }
 
 /// A run cancelled while it was still queued.
