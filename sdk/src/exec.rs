@@ -12,7 +12,7 @@
 //! let out = Command::new("terraform")
 //!     .args(["plan", "-out=tfplan", "-input=false"])
 //!     .env("TF_IN_AUTOMATION", "1")
-//!     .cwd("/work/ws/infra")
+//!     .cwd("infra")
 //!     .timeout(Duration::from_secs(600))
 //!     .run()?
 //!     .check()?;

@@ -727,9 +727,9 @@ fn add_proc_self_rule(ruleset: libc::c_int) {
 /// The rule, applied to the path as given and to its canonical target (after symlinks):
 /// - a file in a directory named `bin`, `sbin` or `shims` whose parent looks like an install
 ///   prefix (it has `lib`, `lib64` or `libexec`) yields that prefix, since interpreters load
-///   their standard library from it: `/root/.pyenv/versions/3.11.7/bin/python3` →
-///   `/root/.pyenv/versions/3.11.7`, the pyenv shim `/root/.pyenv/shims/python3` →
-///   `/root/.pyenv` (its libexec, version file and versions);
+///   their standard library from it: `/opt/pyenv/versions/3.11.7/bin/python3` →
+///   `/opt/pyenv/versions/3.11.7`, the pyenv shim `/opt/pyenv/shims/python3` →
+///   `/opt/pyenv` (its libexec, version file and versions);
 /// - otherwise the directory holding the file (`/opt/terraform/terraform` → `/opt/terraform`);
 /// - never `/`, a top-level directory (`/opt`, `/root`) or a home directory (`$HOME`,
 ///   `/home/NAME`): the next candidate is taken instead (`~/bin/tool` → `~/bin`, so `~/.ssh`
@@ -1281,7 +1281,7 @@ mod tests {
         );
         assert!(too_broad(Path::new("/")) && too_broad(Path::new("/root")));
         assert!(too_broad(Path::new("/home/alice")));
-        assert!(!too_broad(Path::new("/root/.pyenv")));
+        assert!(!too_broad(Path::new("/srv/tools/.pyenv")));
     }
 
     #[test]
