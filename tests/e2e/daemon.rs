@@ -876,3 +876,51 @@ fn cancelling_a_parent_cancels_the_child_runs_it_started() {
         assert_eq!(step(&run, "1")["status"], "cancelled");
     }
 }
+
+#[test]
+fn retrying_a_parent_retries_its_failed_child_runs() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    let flag = sb.path("child-may-pass");
+    publish(
+        &d,
+        "hello_world",
+        "picky-child",
+        &format!(
+            "steps:\n  - uses: noop\n  - uses: script\n    with: {{ run: \"test -e {} || exit 1\" }}\n",
+            flag.display()
+        ),
+    );
+    publish(
+        &d,
+        "hello_world",
+        "caller",
+        "steps:\n  - type: workflow\n    target: /projects/hello_world/workflows/picky-child\n",
+    );
+    let id = start(&d, "/projects/hello_world/workflows/caller", json!({}));
+    let run = d.wait_status(&id, "failed");
+    let child = step(&run, "1")["outputs"]["runs"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(d.get(&format!("/api/v1/runs/{child}"))["status"], "failed");
+    std::fs::write(&flag, "").unwrap();
+    assert_eq!(d.cli(&["runs", "retry", &id]).code, 0);
+    d.wait_status(&id, "succeeded");
+    let child_run = d.get(&format!("/api/v1/runs/{child}"));
+    assert_eq!(
+        child_run["status"], "succeeded",
+        "the same child run was retried: {child_run:#}"
+    );
+    assert_eq!(
+        step(&child_run, "1")["attempts"],
+        1,
+        "its completed step was kept"
+    );
+    assert_eq!(
+        d.get("/api/v1/runs").as_array().unwrap().len(),
+        2,
+        "no second child was started"
+    );
+}

@@ -156,12 +156,17 @@ impl RunCtx {
         }
     }
 
+    /// Runs a child to its end. A child that failed or was cancelled in an earlier attempt of
+    /// this step is retried (its completed steps kept), as retrying the parent promises.
     async fn drive_child(&self, id: &str) -> Result<RunStatus, String> {
-        let run = self.engine.load(id).map_err(|e| e.to_string())?;
-        if !matches!(
-            run.status,
-            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
-        ) {
+        let mut run = self.engine.load(id).map_err(|e| e.to_string())?;
+        if matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
+            run.status = RunStatus::Queued;
+            run.finished_at = None;
+            run.error = None;
+            self.engine.store.put_run(&run).map_err(|e| e.to_string())?;
+        }
+        if run.status != RunStatus::Succeeded {
             Box::pin(self.engine.drive(id))
                 .await
                 .map_err(|e| format!("child run {id}: {e:#}"))?;
