@@ -29,6 +29,15 @@ fn start(d: &Daemon, workflow: &str, overrides: Value) -> String {
     run["id"].as_str().unwrap().to_string()
 }
 
+/// A daemon with the hello_world example applied. The daemon is declared second, so it is
+/// stopped before its sandbox is removed.
+fn daemon_with_hello_world() -> (Sandbox, Daemon) {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    apply_hello_world(&d);
+    (sb, d)
+}
+
 fn apply_hello_world(d: &Daemon) {
     let applied = d.cli(&["apply", &hello_world()]);
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
@@ -106,9 +115,7 @@ fn the_api_refuses_bad_requests_with_json_errors() {
 
 #[test]
 fn workflows_have_drafts_numbered_versions_and_runs_pinned_to_one() {
-    let sb = Sandbox::new();
-    let d = Daemon::start(sb.dir.path());
-    apply_hello_world(&d);
+    let (_sb, d) = daemon_with_hello_world();
     let wf = "/projects/hello_world/workflows/greet";
     let api = "/api/v1/projects/hello_world/workflows/greet";
     let (status, _) = d.call(
@@ -202,9 +209,7 @@ fn workflows_have_drafts_numbered_versions_and_runs_pinned_to_one() {
 
 #[test]
 fn the_opschain_tutorial_pipeline_runs_through_the_api() {
-    let sb = Sandbox::new();
-    let d = Daemon::start(sb.dir.path());
-    apply_hello_world(&d);
+    let (_sb, d) = daemon_with_hello_world();
     let wf = "/projects/hello_world/workflows/rollout";
     let published = d.cli(&["workflows", "publish", wf]);
     assert_eq!(published.code, 0, "{}", published.stderr);
@@ -285,9 +290,7 @@ fn the_opschain_tutorial_pipeline_runs_through_the_api() {
 
 #[test]
 fn a_rejection_fails_the_run_and_a_timeout_rejects_by_default() {
-    let sb = Sandbox::new();
-    let d = Daemon::start(sb.dir.path());
-    apply_hello_world(&d);
+    let (_sb, d) = daemon_with_hello_world();
     publish(
         &d,
         "hello_world",
@@ -324,9 +327,7 @@ fn a_rejection_fails_the_run_and_a_timeout_rejects_by_default() {
 
 #[test]
 fn runs_queue_one_at_a_time_and_cancel_stops_a_running_program() {
-    let sb = Sandbox::new();
-    let d = Daemon::start(sb.dir.path());
-    apply_hello_world(&d);
+    let (_sb, d) = daemon_with_hello_world();
     publish(
         &d,
         "hello_world",
@@ -360,9 +361,7 @@ fn runs_queue_one_at_a_time_and_cancel_stops_a_running_program() {
 
 #[test]
 fn retry_keeps_completed_steps_and_runs_the_failed_one_again() {
-    let sb = Sandbox::new();
-    let d = Daemon::start(sb.dir.path());
-    apply_hello_world(&d);
+    let (sb, d) = daemon_with_hello_world();
     let flag = sb.path("fixed");
     publish(
         &d,
@@ -450,9 +449,7 @@ fn kill_9_loses_nothing_waiting_runs_wait_and_interrupted_steps_run_again() {
 
 #[test]
 fn a_workflow_step_fans_out_child_runs_and_call_cycles_are_refused() {
-    let sb = Sandbox::new();
-    let d = Daemon::start(sb.dir.path());
-    apply_hello_world(&d);
+    let (_sb, d) = daemon_with_hello_world();
     // Calling a workflow that was never published is refused at publish time.
     let early = d.cli(&[
         "workflows",
@@ -534,9 +531,7 @@ fn a_workflow_step_fans_out_child_runs_and_call_cycles_are_refused() {
 
 #[test]
 fn nesting_deeper_than_the_limit_fails_clearly() {
-    let sb = Sandbox::new();
-    let d = Daemon::start(sb.dir.path());
-    apply_hello_world(&d);
+    let (_sb, d) = daemon_with_hello_world();
     // A templated target hides the self-call from publish-time checks; the depth limit catches it.
     publish(
         &d,
@@ -566,9 +561,7 @@ fn nesting_deeper_than_the_limit_fails_clearly() {
 
 #[test]
 fn follow_renders_the_event_stream_and_metrics_count_what_happened() {
-    let sb = Sandbox::new();
-    let d = Daemon::start(sb.dir.path());
-    apply_hello_world(&d);
+    let (_sb, d) = daemon_with_hello_world();
     publish(
         &d,
         "hello_world",
@@ -785,9 +778,7 @@ fn a_fresh_daemon_without_users_prints_a_local_admin_token_once() {
 
 #[test]
 fn plugins_install_into_a_running_daemon() {
-    let sb = Sandbox::new();
-    let d = Daemon::start(sb.dir.path());
-    apply_hello_world(&d);
+    let (sb, d) = daemon_with_hello_world();
     let api = "/api/v1/projects/hello_world/workflows/echoes";
     d.call(
         Some(JANE),
@@ -836,9 +827,7 @@ fn plugins_install_into_a_running_daemon() {
 
 #[test]
 fn cancelling_a_parent_cancels_the_child_runs_it_started() {
-    let sb = Sandbox::new();
-    let d = Daemon::start(sb.dir.path());
-    apply_hello_world(&d);
+    let (_sb, d) = daemon_with_hello_world();
     publish(
         &d,
         "hello_world",
@@ -879,9 +868,7 @@ fn cancelling_a_parent_cancels_the_child_runs_it_started() {
 
 #[test]
 fn retrying_a_parent_retries_its_failed_child_runs() {
-    let sb = Sandbox::new();
-    let d = Daemon::start(sb.dir.path());
-    apply_hello_world(&d);
+    let (sb, d) = daemon_with_hello_world();
     let flag = sb.path("child-may-pass");
     publish(
         &d,

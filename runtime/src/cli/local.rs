@@ -30,7 +30,12 @@ pub async fn run(
         Some(path) => Config::load(path).map_err(|e| anyhow!(e))?,
         None => Config::default(),
     };
-    let registry = load_registry(local.plugins.as_deref(), &config, Some(&local.data))?;
+    let registry = Registry::load(
+        config.plugins.clone(),
+        Some(&local.data),
+        local.plugins.as_deref(),
+    )
+    .map_err(|e| anyhow!(e))?;
     let projects = load_projects(project)?;
     let workflow = match load_workflow(file, &registry, &projects) {
         Ok(wf) => wf,
@@ -142,7 +147,8 @@ pub fn runs_logs(id: &str, step: Option<&str>, local: &LocalOpts) -> Result<Exit
     let path = match step {
         None => None,
         Some(s) => Some(
-            find_step_path(&run.steps, s)
+            crate::engine::find_by_path_or_id(&run.steps, s)
+                .map(|step| step.path.clone())
                 .ok_or_else(|| anyhow!("run `{id}` has no step with path or id `{s}`"))?,
         ),
     };
@@ -245,19 +251,12 @@ fn plugin_json(p: &crate::plugins::Plugin) -> Value {
         crate::plugins::registry::Origin::Builtin => "built-in".to_string(),
         crate::plugins::registry::Origin::Directory(d) => d.display().to_string(),
     };
-    serde_json::json!({
-        "name": p.name(),
-        "version": p.manifest.version,
-        "kind": p.manifest.kind,
-        "world": p.manifest.world,
-        "digest": format!("sha256:{}", p.digest),
-        "origin": origin,
-        "description": p.manifest.description,
-        "requested": p.manifest.capabilities,
-        "limits": p.manifest.limits,
-        "grants": p.grants,
-        "confinement": crate::plugins::confine::support().detail,
-    })
+    let mut json = p.summary();
+    json["origin"] = origin.into();
+    json["description"] = p.manifest.description.clone().into();
+    json["limits"] = serde_json::json!(p.manifest.limits);
+    json["confinement"] = crate::plugins::confine::support().detail.clone().into();
+    json
 }
 
 /// Built-ins, then plugins installed in the data directory, then `--plugins`; later wins.
@@ -266,17 +265,12 @@ fn local_registry(local: &LocalOpts) -> Result<Registry> {
         Some(path) => Config::load(path).map_err(|e| anyhow!(e))?,
         None => Config::default(),
     };
-    load_registry(local.plugins.as_deref(), &config, Some(&local.data))
-}
-
-fn find_step_path(steps: &[crate::runs::StepRun], wanted: &str) -> Option<String> {
-    steps.iter().find_map(|s| {
-        if s.path == wanted || s.id.as_deref() == Some(wanted) {
-            Some(s.path.clone())
-        } else {
-            find_step_path(&s.children, wanted)
-        }
-    })
+    Registry::load(
+        config.plugins.clone(),
+        Some(&local.data),
+        local.plugins.as_deref(),
+    )
+    .map_err(|e| anyhow!(e))
 }
 
 fn print_run(run: &crate::runs::Run, output: Output) -> Result<()> {
@@ -315,17 +309,6 @@ fn load_workflow(
         return Err(ExitCode::from(EXIT_INVALID));
     }
     Ok(workflow)
-}
-
-fn load_registry(plugins: Option<&Path>, config: &Config, data: Option<&Path>) -> Result<Registry> {
-    let registry = Registry::builtin(config.plugins.clone()).map_err(|e| anyhow!(e))?;
-    if let Some(installed) = data.map(|d| d.join("plugins")).filter(|d| d.is_dir()) {
-        registry.load_dir(&installed).map_err(|e| anyhow!(e))?;
-    }
-    if let Some(dir) = plugins {
-        registry.load_dir(dir).map_err(|e| anyhow!(e))?;
-    }
-    Ok(registry)
 }
 
 fn load_projects(project: Option<&Path>) -> Result<Projects> {

@@ -700,7 +700,7 @@ async fn list_plugins(State(st): State<AppState>, Caller(_): Caller) -> ApiResul
         .registry
         .all()
         .iter()
-        .map(|p| json!({"name": p.name(), "version": p.manifest.version, "kind": p.manifest.kind, "world": p.manifest.world, "digest": format!("sha256:{}", p.digest), "requested": p.manifest.capabilities, "grants": p.grants}))
+        .map(|p| p.summary())
         .collect();
     Ok(Json(Value::Array(list)))
 }
@@ -854,6 +854,5 @@ async fn install_plugin(
     .await
     .map_err(|e| anyhow::anyhow!("install task failed: {e}"))?
     .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid plugin", e))?;
-    let body = json!({"name": installed.name(), "version": installed.manifest.version, "kind": installed.manifest.kind, "world": installed.manifest.world, "digest": format!("sha256:{}", installed.digest), "requested": installed.manifest.capabilities, "grants": installed.grants});
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((StatusCode::CREATED, Json(installed.summary())).into_response())
 }

@@ -43,7 +43,8 @@ pub async fn up(opts: UpOptions) -> Result<()> {
     let secrets = Secrets::resolve(&config.secrets).map_err(|e| anyhow!(e))?;
     let store = Store::open(&data).context("is another daemon using this data directory?")?;
     let catalog = store.catalog()?;
-    let registry = load_registry(&config, &data, opts.plugins.as_deref())?;
+    let registry = Registry::load(config.plugins.clone(), Some(&data), opts.plugins.as_deref())
+        .map_err(|e| anyhow!(e))?;
     let support = crate::plugins::confine::support();
     if support.complete() {
         tracing::info!(
@@ -130,16 +131,4 @@ fn local_admin(data: &Path) -> Result<crate::config::User> {
         groups: vec!["admin".into()],
         token_sha256: hash,
     })
-}
-
-fn load_registry(config: &Config, data: &Path, plugins: Option<&Path>) -> Result<Registry> {
-    let registry = Registry::builtin(config.plugins.clone()).map_err(|e| anyhow!(e))?;
-    let installed = data.join("plugins");
-    if installed.is_dir() {
-        registry.load_dir(&installed).map_err(|e| anyhow!(e))?;
-    }
-    if let Some(dir) = plugins {
-        registry.load_dir(dir).map_err(|e| anyhow!(e))?;
-    }
-    Ok(registry)
 }

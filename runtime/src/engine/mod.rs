@@ -135,7 +135,8 @@ impl Engine {
 
     /// Records a queued run durably and returns it; `drive` runs it.
     pub async fn create(&self, spec: RunSpec) -> Result<Run, EngineError> {
-        let workflow = Self::parse_spec(&spec)?;
+        // Refuse a run whose workflow does not parse before anything is stored.
+        Self::parse_spec(&spec)?;
         let run = Run {
             id: new_run_id(),
             workflow: spec.label.clone(),
@@ -151,7 +152,6 @@ impl Engine {
             error: None,
             steps: Vec::new(),
         };
-        let _ = workflow;
         self.store.put_spec(&run.id, &spec)?;
         self.store.put_run(&run)?;
         self.store.flush().await?;

@@ -62,6 +62,19 @@ impl Plugin {
         &self.manifest.name
     }
 
+    /// What the API and `plugins list --output json` show of a plugin.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name(),
+            "version": self.manifest.version,
+            "kind": self.manifest.kind,
+            "world": self.manifest.world,
+            "digest": format!("sha256:{}", self.digest),
+            "requested": self.manifest.capabilities,
+            "grants": self.grants,
+        })
+    }
+
     /// Compiles (or loads the cached compilation) and links the component, once.
     pub fn instance_pre(&self, runtime: &Runtime) -> Result<StepPluginPre<CallState>, String> {
         self.pre
@@ -136,6 +149,23 @@ impl Registry {
             let operator = registry.operator.get(&manifest.name);
             let plugin = Plugin::new(manifest, Origin::Builtin, Arc::from(*wasm), operator)?;
             registry.insert(plugin);
+        }
+        Ok(registry)
+    }
+
+    /// Built-ins, then the plugins installed in `<data>/plugins`, then those in `extra` (a later
+    /// plugin of the same name wins).
+    pub fn load(
+        operator: BTreeMap<String, OperatorGrant>,
+        data: Option<&Path>,
+        extra: Option<&Path>,
+    ) -> Result<Registry, String> {
+        let registry = Registry::builtin(operator)?;
+        if let Some(installed) = data.map(|d| d.join("plugins")).filter(|d| d.is_dir()) {
+            registry.load_dir(&installed)?;
+        }
+        if let Some(dir) = extra {
+            registry.load_dir(dir)?;
         }
         Ok(registry)
     }
