@@ -4,12 +4,14 @@
 //! The glue owns everything that is the same in every plugin: parsing the `with` block into the
 //! plugin's typed config (with one consistent error message), running the plugin's own checks in
 //! both `validate` and `run`, converting outcomes to WIT records, and logging panics before the
-//! instance traps so the step log says why.
+//! instance traps so the step log says why. The config and panic parts are shared with triggers and
+//! notifiers (`glue.rs`).
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::bindings::wasmops::plugin::types::{StepInfo, StepOutcome, StepRequest};
+use crate::glue::{checked_config, host_json, install_panic_hook, validate_lines};
 use crate::{Context, Decision, Error, Info, Outcome};
 
 /// A step plugin. All functions are associated functions: the host makes a fresh instance for
@@ -50,25 +52,8 @@ pub trait Step {
     }
 }
 
-/// Deserializes a `with` block. Empty text and `null` count as `{}`, so a config whose fields are
-/// all optional works for a step with no `with`. Errors are serde's message without JSON
-/// positions (the JSON is machine-made; positions in it mean nothing to the workflow author).
-pub fn parse_config<C: DeserializeOwned>(json: &str) -> Result<C, Error> {
-    let value = if json.trim().is_empty() {
-        Value::Object(Default::default())
-    } else {
-        match serde_json::from_str::<Value>(json)? {
-            Value::Null => Value::Object(Default::default()),
-            value => value,
-        }
-    };
-    C::deserialize(value).map_err(Error::from)
-}
-
 fn config_for<S: Step>(ctx: &Context) -> Result<S::Config, Error> {
-    parse_config::<S::Config>(ctx.raw_config())
-        .and_then(|config| S::validate(&config).map(|()| config))
-        .map_err(|e| e.context("invalid `with` for step"))
+    checked_config::<S::Config>(ctx.raw_config(), S::validate, "step")
 }
 
 /// `describe` for plugin `S`; `fallback_description` is its crate's description.
@@ -80,9 +65,7 @@ pub fn describe<S: Step>(fallback_description: &str) -> StepInfo {
 /// `validate` for plugin `S`: each line of the error is one entry.
 #[doc(hidden)]
 pub fn validate<S: Step>(config: &str) -> Result<(), Vec<String>> {
-    parse_config::<S::Config>(config)
-        .and_then(|config| S::validate(&config))
-        .map_err(|e| e.message().lines().map(str::to_string).collect())
+    validate_lines::<S::Config>(config, S::validate)
 }
 
 /// `run` for plugin `S`.
@@ -106,35 +89,10 @@ pub fn resume<S: Step>(
     install_panic_hook();
     let ctx = Context::from_request(request);
     let config = config_for::<S>(&ctx).map_err(Error::into_message)?;
-    let state = if state.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&state)
-            .map_err(|e| format!("the host sent invalid wait state: {e}"))?
-    };
+    let state = host_json(&state, "wait state").map_err(Error::into_message)?;
     S::resume(&ctx, config, state, decision)
         .map(Outcome::into_wit)
         .map_err(Error::into_message)
-}
-
-/// A panic traps the instance and the host only learns "wasm trap"; log the message first.
-fn install_panic_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
-            let message = info
-                .payload()
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("(no message)");
-            let location = info
-                .location()
-                .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            crate::log::error(format!("plugin panicked{location}: {message}"));
-        }));
-    });
 }
 
 #[cfg(test)]
@@ -208,16 +166,5 @@ mod tests {
         };
         assert_eq!(result.summary.as_deref(), Some("hi"));
         assert_eq!(result.outputs, "{}");
-    }
-
-    #[test]
-    fn empty_config_is_an_empty_object() {
-        #[derive(Deserialize)]
-        struct AllOptional {
-            #[allow(dead_code)]
-            x: Option<u32>,
-        }
-        assert!(parse_config::<AllOptional>("").is_ok());
-        assert!(parse_config::<AllOptional>("null").is_ok());
     }
 }
