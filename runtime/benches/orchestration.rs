@@ -7,10 +7,10 @@ use common::{median, ms, us, verdict};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmops::engine::{Engine, RunSpec};
-use wasmops::plugins::{Registry, Runtime};
+use wasmops::plugins::Registry;
 use wasmops::runs::{RunStatus, Trigger};
-use wasmops::secrets::Secrets;
 use wasmops::store::Store;
+use wasmops_sandbox::{Sandbox, SandboxOptions};
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -60,14 +60,19 @@ fn main() {
 }
 
 fn engine(dir: &std::path::Path) -> Arc<Engine> {
+    let sandbox = Arc::new(
+        Sandbox::new(SandboxOptions {
+            cache_dir: Some(dir.join("plugin-cache")),
+            ..SandboxOptions::default()
+        })
+        .unwrap(),
+    );
     Arc::new(Engine {
-        runtime: Arc::new(Runtime::new(Some(dir.join("plugin-cache"))).unwrap()),
-        registry: Arc::new(Registry::builtin(Default::default()).unwrap()),
+        registry: Arc::new(Registry::builtin(sandbox.clone()).unwrap()),
+        sandbox,
         store: Store::open(dir).unwrap(),
         projects: Default::default(),
-        secrets: Secrets::default(),
         workspaces: dir.join("workspaces"),
-        unconfined: Default::default(),
         human_steps: false,
         catalog: None,
         live: Default::default(),

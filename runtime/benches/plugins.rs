@@ -6,8 +6,8 @@ use common::{median, ms, us, verdict};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmops::plugins::host::{self, CallContext, CallLimits, Op, OpResult, StepRequest};
-use wasmops::plugins::{Plugin, Registry, Runtime};
+use wasmops::plugins::Registry;
+use wasmops_sandbox::{CallEnv, Plugin, Sandbox, SandboxOptions, StepRequest};
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -25,19 +25,18 @@ fn main() {
         println!("start-up with all built-in plugins: {} compiling, {} from the cache (median of 10)", ms(cold), ms(warm));
         println!("  target: ≤ 500 ms from the cache -> {}", verdict(warm <= Duration::from_millis(500)));
 
-        let runtime = Runtime::new(Some(cache.clone())).unwrap();
-        let registry = Registry::builtin(Default::default()).unwrap();
+        let sandbox = sandbox(&cache);
+        let registry = Registry::builtin(sandbox.clone()).unwrap();
         let noop = registry.get("noop").unwrap();
-        let (p50, p99) = call_latency(&runtime, &noop, "{}", dir.path(), 2000, false).await;
+        let (p50, p99) = call_latency(&sandbox, &noop, "{}", dir.path(), 2000, false).await;
         println!("noop instantiate + call: p50 {} p99 {} (2,000 calls)", us(p50), us(p99));
         println!("  target: p50 ≤ 50 µs -> {}", verdict(p50 <= Duration::from_micros(50)));
 
         let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugins/hello-python");
-        let registry = Registry::default();
         match registry.load_plugin(&python) {
             Ok(name) => {
                 let plugin = registry.get(&name).unwrap();
-                let (p50, p99) = call_latency(&runtime, &plugin, r#"{"name": "bench"}"#, dir.path(), 200, true).await;
+                let (p50, p99) = call_latency(&sandbox, &plugin, r#"{"name": "bench"}"#, dir.path(), 200, true).await;
                 println!("python ({name}) instantiate + validate call: p50 {} p99 {} (200 calls)", us(p50), us(p99));
                 println!("  target: p50 ≤ 5 ms -> {}", verdict(p50 <= Duration::from_millis(5)));
             }
@@ -46,12 +45,22 @@ fn main() {
     });
 }
 
+fn sandbox(cache: &std::path::Path) -> Arc<Sandbox> {
+    Arc::new(
+        Sandbox::new(SandboxOptions {
+            cache_dir: Some(cache.to_path_buf()),
+            ..SandboxOptions::default()
+        })
+        .unwrap(),
+    )
+}
+
 fn startup(cache: &std::path::Path) -> Duration {
     let started = Instant::now();
-    let runtime = Runtime::new(Some(cache.to_path_buf())).unwrap();
-    let registry = Registry::builtin(Default::default()).unwrap();
+    let sandbox = sandbox(cache);
+    let registry = Registry::builtin(sandbox.clone()).unwrap();
     for plugin in registry.all() {
-        plugin.instance_pre(&runtime).unwrap();
+        sandbox.pre_instantiate(&plugin).unwrap();
     }
     started.elapsed()
 }
@@ -59,31 +68,21 @@ fn startup(cache: &std::path::Path) -> Duration {
 /// `validate` calls into the plugin without it doing any work of its own (the Python example's
 /// `run` starts a program); `run` for the Rust no-op.
 async fn call_latency(
-    runtime: &Runtime,
+    sandbox: &Sandbox,
     plugin: &Arc<Plugin>,
     config: &str,
     workspace: &std::path::Path,
     n: usize,
     validate: bool,
 ) -> (Duration, Duration) {
-    plugin.instance_pre(runtime).unwrap();
+    sandbox.pre_instantiate(plugin).unwrap();
     let mut samples = Vec::with_capacity(n);
     for i in 0..n + 20 {
-        let call = Arc::new(CallContext {
-            plugin: plugin.name().to_string(),
-            log: Default::default(),
-            exec: wasmops::plugins::exec::ExecPolicy {
-                programs: plugin.grants.programs.clone(),
-                workspace: workspace.to_path_buf(),
-                env: Vec::new(),
-                confinement: Default::default(),
-            },
-            secrets: Vec::new(),
-            deadline: Instant::now() + Duration::from_secs(60),
-            http_grants: Vec::new(),
-            http_allow_private: false,
-            denials: Default::default(),
-        });
+        let env = CallEnv {
+            workspace: Some(workspace.to_path_buf()),
+            timeout: Some(Duration::from_secs(60)),
+            ..CallEnv::default()
+        };
         let request = StepRequest {
             run_id: "wfr_bench000".into(),
             step_path: "1".into(),
@@ -95,21 +94,13 @@ async fn call_latency(
             workspace: workspace.display().to_string(),
             source_dir: None,
         };
-        let limits = CallLimits {
-            memory: plugin.grants.memory,
-            wall: Duration::from_secs(60),
-        };
         let started = Instant::now();
-        let op = if validate {
-            Op::Validate(config.to_string())
+        if validate {
+            sandbox.step_validate(plugin, env, config).await.unwrap();
         } else {
-            Op::Run(request)
-        };
-        let result = host::call(runtime, plugin, call, limits, op).await.unwrap();
-        let took = started.elapsed();
-        if let OpResult::Outcome(Err(e)) = &result {
-            panic!("the call failed: {e}");
+            sandbox.step_run(plugin, env, &request).await.unwrap();
         }
+        let took = started.elapsed();
         if i >= 20 {
             samples.push(took);
         }

@@ -4,6 +4,8 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmops_sandbox::{Sandbox, SandboxOptions, Secrets};
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,20 +18,10 @@ pub struct Config {
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
     #[serde(default)]
-    pub sandbox: Sandbox,
+    pub sandbox: wasmops_sandbox::SandboxSettings,
     /// Per-plugin narrowing of what plugin.toml requests.
     #[serde(default)]
-    pub plugins: BTreeMap<String, crate::capabilities::OperatorGrant>,
-}
-
-/// Host-wide sandbox settings.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Sandbox {
-    /// When the kernel lacks Landlock or network namespaces: `refuse` to run programs (default)
-    /// or `allow` them with what confinement there is.
-    #[serde(default)]
-    pub unconfined: crate::plugins::confine::Unconfined,
+    pub plugins: BTreeMap<String, wasmops_sandbox::OperatorGrant>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -47,5 +39,28 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The sandbox this config describes: its plugin grants and settings, with `secrets` (the
+    /// resolved `[secrets]`, or none for commands that run nothing) and compiled components
+    /// cached in `cache_dir`.
+    pub fn sandbox(
+        &self,
+        cache_dir: Option<PathBuf>,
+        secrets: Secrets,
+    ) -> Result<Arc<Sandbox>, String> {
+        Sandbox::new(SandboxOptions {
+            cache_dir,
+            operator: self.plugins.clone(),
+            secrets,
+            settings: self.sandbox,
+        })
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+    }
+
+    /// The `[secrets]` values, read from the environment and files where the entry says so.
+    pub fn secrets(&self) -> Result<Secrets, String> {
+        Secrets::resolve(&self.secrets)
     }
 }

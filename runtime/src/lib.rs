@@ -2,7 +2,6 @@
 //! WebAssembly component. The host parses workflows, walks step trees, keeps durable state and
 //! decides what each plugin may touch.
 
-pub mod capabilities;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -13,8 +12,6 @@ pub mod plugins;
 pub mod project;
 pub mod render;
 pub mod runs;
-pub mod secrets;
-pub mod steplog;
 pub mod store;
 pub mod validate;
 pub mod workflow;

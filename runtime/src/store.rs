@@ -1,8 +1,8 @@
 //! Durable state in sled: runs, their step records and step logs. Every state change is flushed
 //! before it is acknowledged, so a crash never loses what a user was told.
 
+use crate::runs::LogLine;
 use crate::runs::{Run, StepRun, assemble_tree};
-use crate::steplog::LogLine;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::Arc;

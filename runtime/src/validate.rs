@@ -7,6 +7,7 @@ use crate::project::Projects;
 use crate::workflow::{Step, StepKind, Workflow, template};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use wasmops_sandbox::PluginKind;
 
 pub fn check_references(
     workflow: &Workflow,
@@ -27,8 +28,10 @@ pub fn check_references(
             ));
         }
     });
-    let names = registry.step_plugin_names();
-    let installed: Vec<&str> = names.iter().map(String::as_str).collect();
+    let names = registry.names(PluginKind::Step);
+    let installed = Installed {
+        steps: names.iter().map(String::as_str).collect(),
+    };
     workflow.walk(&mut |step| {
         let mut templates: Vec<(String, &str, bool)> = Vec::new();
         if let Some(name) = &step.name {
@@ -111,17 +114,17 @@ fn check_plugin(
     workflow: &Workflow,
     step: &Step,
     uses: &str,
-    installed: &[&str],
+    installed: &Installed<'_>,
     errors: &mut Vec<Diagnostic>,
 ) {
-    if installed.contains(&uses) {
+    if installed.steps.contains(&uses) {
         return;
     }
-    let hint = match did_you_mean(uses, installed.iter().copied()) {
+    let hint = match did_you_mean(uses, installed.steps.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
         None => format!(
             "installed step plugins: {}; add others with --plugins DIR",
-            installed.join(", ")
+            installed.steps.join(", ")
         ),
     };
     errors.push(diag(
@@ -130,6 +133,11 @@ fn check_plugin(
         format!("plugin `{uses}` is not installed"),
         Some(hint),
     ));
+}
+
+/// The step plugins a workflow may use.
+struct Installed<'a> {
+    steps: Vec<&'a str>,
 }
 
 fn collect_strings<'a>(value: &'a Value, path: &str, out: &mut dyn FnMut(String, &'a str)) {

@@ -3,10 +3,9 @@
 use super::{LocalOpts, Output};
 use crate::config::Config;
 use crate::engine::{Engine, RunSpec};
-use crate::plugins::{Registry, Runtime};
+use crate::plugins::Registry;
 use crate::project::Projects;
 use crate::runs::{RunStatus, Trigger};
-use crate::secrets::Secrets;
 use crate::store::Store;
 use crate::workflow::{Workflow, parse_workflow};
 use anyhow::{Context, Result, anyhow, bail};
@@ -30,29 +29,25 @@ pub async fn run(
         Some(path) => Config::load(path).map_err(|e| anyhow!(e))?,
         None => Config::default(),
     };
-    let registry = Registry::load(
-        config.plugins.clone(),
-        Some(&local.data),
-        local.plugins.as_deref(),
-    )
-    .map_err(|e| anyhow!(e))?;
+    let secrets = config.secrets().map_err(|e| anyhow!(e))?;
+    let sandbox = config
+        .sandbox(Some(local.data.join("plugin-cache")), secrets)
+        .map_err(|e| anyhow!(e))?;
+    let registry = Registry::load(sandbox.clone(), Some(&local.data), local.plugins.as_deref())
+        .map_err(|e| anyhow!(e))?;
     let projects = load_projects(project)?;
     let workflow = match load_workflow(file, &registry, &projects) {
         Ok(wf) => wf,
         Err(code) => return Ok(code),
     };
-    let secrets = Secrets::resolve(&config.secrets).map_err(|e| anyhow!(e))?;
     let store = Store::open(&local.data)
         .context("is a daemon or another run using this data directory? pass --data DIR")?;
-    let runtime = Runtime::new(Some(local.data.join("plugin-cache")))?;
     let engine = Arc::new(Engine {
-        runtime: Arc::new(runtime),
+        sandbox,
         registry: Arc::new(registry),
         store,
         projects: std::sync::RwLock::new(Arc::new(projects)),
-        secrets,
         workspaces: local.data.join("workspaces"),
-        unconfined: config.sandbox.unconfined,
         human_steps: false,
         catalog: None,
         live: Default::default(),
@@ -89,7 +84,7 @@ pub async fn run(
 }
 
 pub fn validate(file: &Path, project: Option<&Path>, local: &LocalOpts) -> Result<ExitCode> {
-    let registry = local_registry(local)?;
+    let registry = local_registry(local, None)?;
     let projects = load_projects(project)?;
     match load_workflow(file, &registry, &projects) {
         Ok(wf) => {
@@ -159,10 +154,14 @@ pub fn runs_logs(id: &str, step: Option<&str>, local: &LocalOpts) -> Result<Exit
 }
 
 pub fn plugins_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
-    let registry = local_registry(local)?;
+    let registry = local_registry(local, None)?;
     match output {
         Output::Json => {
-            let list: Vec<Value> = registry.all().iter().map(|p| plugin_json(p)).collect();
+            let list: Vec<Value> = registry
+                .all()
+                .iter()
+                .map(|p| plugin_json(&registry, p))
+                .collect();
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
         Output::Text => {
@@ -186,11 +185,8 @@ pub fn plugins_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
 /// Checks a plugin folder the way a run would use it, then copies it into `<data>/plugins/NAME`
 /// (a running daemon picks it up at its next start; `--server` installs into the daemon now).
 pub fn plugins_install(dir: &Path, local: &LocalOpts) -> Result<ExitCode> {
-    let registry = local_registry(local)?;
-    let runtime = Runtime::new(Some(local.data.join("plugin-cache")))?;
-    let plugin = registry
-        .install(dir, &local.data, &runtime)
-        .map_err(|e| anyhow!(e))?;
+    let registry = local_registry(local, Some(local.data.join("plugin-cache")))?;
+    let plugin = registry.install(dir, &local.data).map_err(|e| anyhow!(e))?;
     println!(
         "installed {} {} (sha256:{}) into {}",
         plugin.name(),
@@ -202,7 +198,7 @@ pub fn plugins_install(dir: &Path, local: &LocalOpts) -> Result<ExitCode> {
 }
 
 pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
-    let registry = local_registry(local)?;
+    let registry = local_registry(local, None)?;
     let plugin = registry.get(name).ok_or_else(|| {
         let known: Vec<String> = registry
             .all()
@@ -211,14 +207,14 @@ pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<
             .collect();
         anyhow!("no plugin `{name}`; installed: {}", known.join(", "))
     })?;
-    let json = plugin_json(&plugin);
+    let json = plugin_json(&registry, &plugin);
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&json)?),
         Output::Text => {
             let m = &plugin.manifest;
             println!("name:         {}", m.name);
             println!("version:      {}", m.version);
-            println!("kind:         {}", format!("{:?}", m.kind).to_lowercase());
+            println!("kind:         {}", m.kind);
             println!("world:        {}", m.world);
             println!("digest:       sha256:{}", plugin.digest);
             println!(
@@ -229,16 +225,17 @@ pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<
             println!("requested:    {}", serde_json::to_string(&m.capabilities)?);
             println!("limits:       {}", serde_json::to_string(&m.limits)?);
             println!("in force:     {}", serde_json::to_string(&plugin.grants)?);
-            if !plugin.grants.programs.is_empty() {
+            let exec = &plugin.grants.exec;
+            if !exec.programs.is_empty() {
                 println!(
                     "programs:     {}",
-                    crate::plugins::confine::support().detail
+                    wasmops_sandbox::confinement_support().detail
                 );
             }
-            if !plugin.grants.missing_programs.is_empty() {
+            if !exec.missing_programs.is_empty() {
                 println!(
                     "warning:      programs not found on this host: {}",
-                    plugin.grants.missing_programs.join(", ")
+                    exec.missing_programs.join(", ")
                 );
             }
         }
@@ -246,31 +243,30 @@ pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-fn plugin_json(p: &crate::plugins::Plugin) -> Value {
-    let origin = match &p.origin {
-        crate::plugins::registry::Origin::Builtin => "built-in".to_string(),
-        crate::plugins::registry::Origin::Directory(d) => d.display().to_string(),
-    };
+fn plugin_json(registry: &Registry, p: &wasmops_sandbox::Plugin) -> Value {
     let mut json = p.summary();
-    json["origin"] = origin.into();
+    json["origin"] = registry
+        .origin(p.name())
+        .map(|o| o.to_string())
+        .unwrap_or_default()
+        .into();
     json["description"] = p.manifest.description.clone().into();
     json["limits"] = serde_json::json!(p.manifest.limits);
-    json["confinement"] = crate::plugins::confine::support().detail.clone().into();
+    json["confinement"] = wasmops_sandbox::confinement_support().detail.clone().into();
     json
 }
 
-/// Built-ins, then plugins installed in the data directory, then `--plugins`; later wins.
-fn local_registry(local: &LocalOpts) -> Result<Registry> {
+/// Built-ins, then plugins installed in the data directory, then `--plugins`; later wins. For
+/// commands that run no plugin, so no secrets are read.
+fn local_registry(local: &LocalOpts, cache_dir: Option<std::path::PathBuf>) -> Result<Registry> {
     let config = match &local.config {
         Some(path) => Config::load(path).map_err(|e| anyhow!(e))?,
         None => Config::default(),
     };
-    Registry::load(
-        config.plugins.clone(),
-        Some(&local.data),
-        local.plugins.as_deref(),
-    )
-    .map_err(|e| anyhow!(e))
+    let sandbox = config
+        .sandbox(cache_dir, Default::default())
+        .map_err(|e| anyhow!(e))?;
+    Registry::load(sandbox, Some(&local.data), local.plugins.as_deref()).map_err(|e| anyhow!(e))
 }
 
 fn print_run(run: &crate::runs::Run, output: Output) -> Result<()> {

@@ -769,7 +769,7 @@ fn async_stream_events<F, Fut>(
 ) -> impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>
 where
     F: FnOnce(tokio::sync::mpsc::Sender<axum::response::sse::Event>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(produce(tx));
@@ -825,7 +825,7 @@ async fn metrics(State(st): State<AppState>, Caller(_): Caller) -> ApiResult<Res
             *ms as f64 / 1000.0
         );
     }
-    let instances = crate::plugins::host::INSTANTIATIONS.load(std::sync::atomic::Ordering::Relaxed);
+    let instances = st.engine.sandbox.instantiations();
     let _ = writeln!(
         out,
         "# HELP wasmops_plugin_instantiations_total Plugin instances created since start.\n# TYPE wasmops_plugin_instantiations_total counter\nwasmops_plugin_instantiations_total {instances}"
@@ -848,11 +848,9 @@ async fn install_plugin(
 ) -> ApiResult<Response> {
     let engine = st.engine.clone();
     let data = st.data.clone();
-    let installed = tokio::task::spawn_blocking(move || {
-        engine.registry.install(&body.dir, &data, &engine.runtime)
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("install task failed: {e}"))?
-    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid plugin", e))?;
+    let installed = tokio::task::spawn_blocking(move || engine.registry.install(&body.dir, &data))
+        .await
+        .map_err(|e| anyhow::anyhow!("install task failed: {e}"))?
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid plugin", e))?;
     Ok((StatusCode::CREATED, Json(installed.summary())).into_response())
 }

@@ -6,8 +6,7 @@ pub mod auth;
 
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::plugins::{Registry, Runtime};
-use crate::secrets::Secrets;
+use crate::plugins::Registry;
 use crate::store::Store;
 use anyhow::{Context, Result, anyhow};
 use std::path::{Path, PathBuf};
@@ -40,12 +39,15 @@ pub async fn up(opts: UpOptions) -> Result<()> {
     if users.is_empty() {
         users.push(local_admin(&data)?);
     }
-    let secrets = Secrets::resolve(&config.secrets).map_err(|e| anyhow!(e))?;
     let store = Store::open(&data).context("is another daemon using this data directory?")?;
     let catalog = store.catalog()?;
-    let registry = Registry::load(config.plugins.clone(), Some(&data), opts.plugins.as_deref())
+    let secrets = config.secrets().map_err(|e| anyhow!(e))?;
+    let sandbox = config
+        .sandbox(Some(data.join("plugin-cache")), secrets)
         .map_err(|e| anyhow!(e))?;
-    let support = crate::plugins::confine::support();
+    let registry = Registry::load(sandbox.clone(), Some(&data), opts.plugins.as_deref())
+        .map_err(|e| anyhow!(e))?;
+    let support = wasmops_sandbox::confinement_support();
     if support.complete() {
         tracing::info!(
             "programs started by plugins are confined: {}",
@@ -58,13 +60,11 @@ pub async fn up(opts: UpOptions) -> Result<()> {
         );
     }
     let engine = Arc::new(Engine {
-        runtime: Arc::new(Runtime::new(Some(data.join("plugin-cache")))?),
+        sandbox,
         registry: Arc::new(registry),
         store,
         projects: std::sync::RwLock::new(Arc::new(catalog.projects()?)),
-        secrets,
         workspaces: data.join("workspaces"),
-        unconfined: config.sandbox.unconfined,
         human_steps: true,
         catalog: Some(catalog.clone()),
         live: Default::default(),

@@ -3,16 +3,9 @@
 
 use super::plan::Node;
 use super::records::{Done, RunCtx};
-use crate::plugins::confine::{self, Confinement};
-use crate::plugins::exec::ExecPolicy;
-use crate::plugins::host::{
-    self, CallContext, CallLimits, Decision, Op, OpResult, StepRequest, WaitRequest, WitOutcome,
-};
-use crate::secrets::Secrets;
-use crate::steplog::StepLog;
 use serde_json::{Map, Value, json};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use wasmops_sandbox::{CallEnv, CallLog, Decision, StepOutcome, StepRequest, WaitRequest};
 
 /// Outputs are stored with every step record and copied into later templates; big data belongs in
 /// files in the workspace.
@@ -43,37 +36,26 @@ impl RunCtx {
     ) -> Result<PluginOutcome, String> {
         let engine = &self.engine;
         let plugin = engine.registry.get(uses).ok_or_else(|| {
-            let names = engine.registry.step_plugin_names();
+            let names = engine.registry.names(wasmops_sandbox::PluginKind::Step);
             let known: Vec<&str> = names.iter().map(String::as_str).collect();
             let hint = crate::diagnostics::did_you_mean(uses, known.iter().copied())
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_else(|| format!("; installed: {}", known.join(", ")));
             format!("unknown plugin `{uses}`{hint}")
         })?;
-        let plugin_timeout = plugin.grants.timeout;
-        let wall = step_timeout.map_or(plugin_timeout, |t| t.min(plugin_timeout));
-        let log = StepLog::new(self.redactor.clone());
-        let granted_env = plugin
-            .grants
-            .env
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
-            .collect();
-        let call = Arc::new(CallContext {
-            plugin: plugin.name().to_string(),
+        let log = CallLog::new(self.redactor.clone());
+        let env = CallEnv {
             log: log.clone(),
-            exec: ExecPolicy {
-                programs: plugin.grants.programs.clone(),
-                workspace: self.workspace.clone(),
-                env: granted_env,
-                confinement: self.confinement(&plugin.grants, node),
-            },
-            secrets: granted_secrets(&engine.secrets, &plugin.grants.secrets),
-            deadline: Instant::now() + wall,
-            http_grants: plugin.grants.http.clone(),
-            http_allow_private: plugin.grants.allow_private_http,
-            denials: Default::default(),
-        });
+            workspace: Some(self.workspace.clone()),
+            sources: node
+                .scope
+                .dir
+                .iter()
+                .chain(self.source_dir.iter())
+                .cloned()
+                .collect(),
+            timeout: step_timeout,
+        };
         let request = StepRequest {
             run_id: self.run_id.clone(),
             step_path: node.path.clone(),
@@ -96,21 +78,21 @@ impl RunCtx {
                 .or(self.source_dir.as_ref())
                 .map(|d| d.to_string_lossy().into_owned()),
         };
-        let limits = CallLimits {
-            memory: plugin.grants.memory,
-            wall,
+        let sandbox = &engine.sandbox;
+        let result = match kind {
+            CallKind::Run => sandbox.step_run(&plugin, env, &request).await,
+            CallKind::Resume { state, decision } => {
+                sandbox
+                    .step_resume(&plugin, env, &request, &state, &decision)
+                    .await
+            }
         };
-        let op = match kind {
-            CallKind::Run => Op::Run(request),
-            CallKind::Resume { state, decision } => Op::Resume(request, state, decision),
-        };
-        let result = host::call(&engine.runtime, &plugin, call, limits, op).await;
         let lines = log.drain();
         if let Err(e) = engine.store.append_logs(&self.run_id, &node.path, &lines) {
             tracing::error!(run = %self.run_id, "cannot store logs: {e:#}");
         }
-        match result? {
-            OpResult::Outcome(Ok(WitOutcome::Completed(result))) => {
+        match result.map_err(|failure| failure.to_string())? {
+            StepOutcome::Completed(result) => {
                 if result.outputs.len() > MAX_OUTPUTS_BYTES {
                     return Err(format!(
                         "plugin `{uses}` returned {} bytes of outputs; the limit is {MAX_OUTPUTS_BYTES}",
@@ -139,9 +121,7 @@ impl RunCtx {
                     approved_by: None,
                 }))
             }
-            OpResult::Outcome(Ok(WitOutcome::Waiting(wait))) => Ok(PluginOutcome::Waiting(wait)),
-            OpResult::Outcome(Err(e)) => Err(e),
-            _ => Err(format!("plugin `{uses}` answered the wrong call")),
+            StepOutcome::Waiting(wait) => Ok(PluginOutcome::Waiting(wait)),
         }
     }
 
@@ -164,48 +144,4 @@ impl RunCtx {
             )),
         }
     }
-
-    /// What the programs a plugin starts may touch: the workspace, the workflow's directory to
-    /// read, the granted directories, and what the granted programs need to start.
-    fn confinement(&self, grants: &crate::capabilities::Grants, node: &Node) -> Confinement {
-        use crate::plugins::manifest::FileMode;
-        let mut read_write = vec![self.workspace.clone()];
-        let mut read_only: Vec<std::path::PathBuf> = node
-            .scope
-            .dir
-            .iter()
-            .chain(self.source_dir.iter())
-            .cloned()
-            .collect();
-        for (dir, mode) in &grants.dirs {
-            match mode {
-                FileMode::Rw => read_write.push(dir.clone()),
-                FileMode::Ro => read_only.push(dir.clone()),
-            }
-        }
-        read_only.extend(
-            grants
-                .programs
-                .values()
-                .flat_map(|p| confine::program_roots(p)),
-        );
-        read_only.sort();
-        read_only.dedup();
-        Confinement {
-            read_write,
-            read_only,
-            network: grants.network,
-            unconfined: self.engine.unconfined,
-        }
-    }
-}
-
-fn granted_secrets(secrets: &Secrets, patterns: &[String]) -> Vec<(String, String)> {
-    let Value::Object(all) = secrets.as_json() else {
-        return Vec::new();
-    };
-    all.into_iter()
-        .filter(|(k, _)| Secrets::is_granted(patterns, k))
-        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-        .collect()
 }

@@ -48,7 +48,7 @@ pub(super) async fn execute(
         serde_json::to_value(&spec.trigger.inputs)?,
     );
     base.insert("steps".into(), json!({}));
-    base.insert("secrets".into(), engine.secrets.as_json());
+    base.insert("secrets".into(), engine.sandbox.secrets().as_json());
 
     let planner = Planner {
         projects: &engine.projects(),
@@ -63,7 +63,7 @@ pub(super) async fn execute(
         Ok(nodes) => nodes,
         Err(e) => {
             run.status = RunStatus::Failed;
-            run.error = Some(engine.secrets.redactor().redact(&e));
+            run.error = Some(engine.sandbox.secrets().redactor().redact(&e));
             return finish(&engine, run, started, &workspace).await;
         }
     };
@@ -77,7 +77,7 @@ pub(super) async fn execute(
     engine.store.flush().await?;
 
     let ctx = Arc::new(RunCtx {
-        redactor: engine.secrets.redactor(),
+        redactor: engine.sandbox.secrets().redactor().clone(),
         engine: engine.clone(),
         run_id: run.id.clone(),
         workflow: run.workflow.clone(),

@@ -11,10 +11,9 @@ mod waits;
 
 pub use waits::{Actor, DecisionInput, find_by_path_or_id};
 
-use crate::plugins::{Registry, Runtime};
+use crate::plugins::Registry;
 use crate::project::Projects;
 use crate::runs::{Run, RunStatus, Trigger, new_run_id};
-use crate::secrets::Secrets;
 use crate::store::Store;
 use crate::workflow::Workflow;
 use records::RunCtx;
@@ -26,18 +25,16 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// Everything runs share: plugins, the store, projects and secrets.
+/// Everything runs share: the sandbox and its plugins, the store, projects.
 pub struct Engine {
-    pub runtime: Arc<Runtime>,
+    /// Where plugins run; it holds the operator's secrets.
+    pub sandbox: Arc<wasmops_sandbox::Sandbox>,
     pub registry: Arc<Registry>,
     pub store: Store,
     /// Replaced whole when projects are applied; a run plans against the snapshot it started with.
     pub projects: std::sync::RwLock<Arc<Projects>>,
-    pub secrets: Secrets,
     /// Parent of every run's workspace directory.
     pub workspaces: PathBuf,
-    /// What to do when programs cannot be confined on this host.
-    pub unconfined: crate::plugins::confine::Unconfined,
     /// Whether someone can decide parked steps (the daemon's API); embedded runs fail wait steps.
     pub human_steps: bool,
     /// Published workflows, for `workflow` steps (the daemon's catalog; none when embedded).

@@ -3,13 +3,13 @@
 use super::Engine;
 use super::plan::{Node, Scope};
 use crate::runs::{Run, RunStatus, StepRun, StepStatus, find_step_mut};
-use crate::secrets::Redactor;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use wasmops_sandbox::Redactor;
 
 /// Shared by every task of one run.
 pub(super) struct RunCtx {
@@ -122,7 +122,7 @@ impl RunCtx {
     }
 
     pub fn log(&self, node: &Node, stream: &str, text: &str) {
-        let line = crate::steplog::LogLine {
+        let line = crate::runs::LogLine {
             ts: Utc::now().timestamp_millis(),
             stream: stream.into(),
             text: self.redactor.redact(text),

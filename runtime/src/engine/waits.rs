@@ -5,11 +5,11 @@ use super::call::{CallKind, PluginOutcome};
 use super::plan::Node;
 use super::records::{Done, RunCtx};
 use super::{Engine, EngineError};
-use crate::plugins::host::{Decision, DecisionKind};
 use crate::runs::{DecisionRecord, RunStatus, StepRun, StepStatus, WaitState};
 use crate::workflow::{Approvers, OnTimeout, StepKind};
 use chrono::Utc;
 use serde_json::{Value, json};
+use wasmops_sandbox::{Decision, DecisionKind, WaitRequest};
 
 /// Who is acting, with the groups the directory gives them.
 #[derive(Clone, Debug)]
@@ -112,7 +112,7 @@ impl RunCtx {
         }
     }
 
-    async fn park(&self, node: &Node, request: crate::plugins::host::WaitRequest) {
+    async fn park(&self, node: &Node, request: WaitRequest) {
         let wait = WaitState {
             summary: request.summary.clone(),
             approvers: request.approvers.map(|a| Approvers {

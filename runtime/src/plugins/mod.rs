@@ -1,14 +1,6 @@
-//! The plugin host: manifests, the registry of installed plugins, the wasmtime runtime that
-//! instantiates them, and the host imports (`log`, `secrets`, `exec`) they call.
+//! Installed plugins: the built-ins embedded in the binary and those loaded from directories,
+//! each loaded into the sandbox with the operator's grants applied.
 
-pub mod confine;
-pub mod exec;
-pub mod host;
-pub mod http;
-pub mod manifest;
-pub mod output;
 pub mod registry;
 
-pub use host::Runtime;
-pub use manifest::Manifest;
-pub use registry::{Plugin, Registry};
+pub use registry::{Origin, Registry};

@@ -1,66 +1,8 @@
-//! Secret values: where they come from, who may read them, and scrubbing them from anything
-//! that leaves the process (logs, outputs, errors, the store).
+//! Scrubbing secret values from anything that leaves the process: logs, outputs, errors, the
+//! store.
 
 use base64::Engine as _;
-use std::collections::BTreeMap;
 use std::sync::Arc;
-
-#[derive(Clone, Default)]
-pub struct Secrets {
-    values: Arc<BTreeMap<String, String>>,
-}
-
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.values.keys()).finish()
-    }
-}
-
-impl Secrets {
-    /// Resolves config entries: a literal, `env:VAR`, or `file:PATH`.
-    pub fn resolve(entries: &BTreeMap<String, String>) -> Result<Secrets, String> {
-        let mut values = BTreeMap::new();
-        for (name, source) in entries {
-            let value = if let Some(var) = source.strip_prefix("env:") {
-                std::env::var(var).map_err(|_| {
-                    format!("secret `{name}`: environment variable `{var}` is not set")
-                })?
-            } else if let Some(path) = source.strip_prefix("file:") {
-                std::fs::read_to_string(path)
-                    .map_err(|e| format!("secret `{name}`: cannot read `{path}`: {e}"))?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string()
-            } else {
-                source.clone()
-            };
-            values.insert(name.clone(), value);
-        }
-        Ok(Secrets {
-            values: Arc::new(values),
-        })
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
-    }
-
-    /// Every secret, for `{{ secrets.NAME }}` in templates.
-    pub fn as_json(&self) -> serde_json::Value {
-        serde_json::to_value(&*self.values).unwrap_or_default()
-    }
-
-    /// Whether `name` matches one of `patterns` (exact, or a prefix ending in `*`).
-    pub fn is_granted(patterns: &[String], name: &str) -> bool {
-        patterns.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix),
-            None => p == name,
-        })
-    }
-
-    pub fn redactor(&self) -> Redactor {
-        Redactor::new(self.values.values().map(String::as_str))
-    }
-}
 
 /// Replaces every known secret value, and its base64 and URL-encoded forms, with `***`.
 #[derive(Clone, Default)]
@@ -72,6 +14,7 @@ pub struct Redactor {
 const MIN_REDACTED_LEN: usize = 4;
 
 impl Redactor {
+    /// A redactor for these secret values.
     pub fn new<'a>(values: impl Iterator<Item = &'a str>) -> Redactor {
         let mut needles = Vec::new();
         for v in values.filter(|v| v.len() >= MIN_REDACTED_LEN) {
@@ -96,6 +39,7 @@ impl Redactor {
         }
     }
 
+    /// `text` with every secret replaced.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for needle in self.needles.iter() {
@@ -138,13 +82,5 @@ mod tests {
             r.redact(&text),
             "a *** b ***= c ***".replace("***=", if b64.ends_with('=') { "***=" } else { "***" })
         );
-    }
-
-    #[test]
-    fn grants_match_exactly_or_by_prefix() {
-        let patterns = vec!["aws_*".to_string(), "slack".to_string()];
-        assert!(Secrets::is_granted(&patterns, "aws_key"));
-        assert!(Secrets::is_granted(&patterns, "slack"));
-        assert!(!Secrets::is_granted(&patterns, "slack_webhook"));
     }
 }

@@ -1,0 +1,330 @@
+//! The `exec` capability: a plugin runs a granted program in the run workspace with an explicit
+//! environment; its output streams into the call's log, it is killed at the deadline, and it is
+//! confined like the plugin itself.
+//!
+//! - [`programs`]: granted names resolved to absolute paths, and the roots they need to start;
+//! - [`probe`]: what this kernel can enforce;
+//! - [`ruleset`]: the Landlock rules;
+//! - [`confine`]: the policy of one program run, from the grants and the call;
+//! - [`child`]: the code between fork and exec (all of the sandbox's `unsafe`).
+
+mod child;
+pub mod confine;
+pub mod probe;
+pub mod programs;
+mod ruleset;
+
+use super::log::CallLog;
+use super::{HostCapability, Prepare, narrow};
+use crate::bindings::exec::{Command as WitCommand, Host, Output as WitOutput};
+use crate::call::{CallState, Denials};
+use crate::capabilities::files::FileMode;
+use crate::error::{Capability, Denial, GrantError};
+use confine::Confinement;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use wasmtime::component::{HasSelf, Linker};
+
+/// Captured output kept per stream; the log still sees everything up to its own cap.
+const MAX_CAPTURE: usize = 1 << 20;
+
+/// The exec capability.
+pub(crate) struct Exec;
+
+/// `exec = ["terraform"]` and `network = true` in `[capabilities]`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecRequest {
+    /// Programs it may run, by name.
+    pub exec: Vec<String>,
+    /// Programs it runs may use the network; otherwise they get a network namespace of their
+    /// own.
+    pub network: bool,
+}
+
+/// The operator's `exec` list and network switch.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecOperator {
+    /// Keeps only these of the requested programs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Vec<String>>,
+    /// `false` takes away network access the plugin requested for its programs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<bool>,
+}
+
+/// The programs in force.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ExecGrant {
+    /// Program name → absolute path, resolved once at load.
+    pub programs: BTreeMap<String, PathBuf>,
+    /// Granted programs not found on this host.
+    pub missing_programs: Vec<String>,
+    /// Programs it runs may use the network.
+    pub network: bool,
+}
+
+/// What one call may run.
+pub(crate) struct ExecState {
+    programs: BTreeMap<String, PathBuf>,
+    /// None for calls without a workspace (triggers, notifiers): nothing can run.
+    workspace: Option<PathBuf>,
+    /// Host variables granted to the plugin, passed on to its programs.
+    env: Vec<(String, String)>,
+    confinement: Confinement,
+    log: CallLog,
+    deadline: Instant,
+    denials: Denials,
+}
+
+impl HostCapability for Exec {
+    const NAME: Capability = Capability::Exec;
+    const REQUEST_KEYS: &'static [&'static str] = &["exec", "network"];
+    const OPERATOR_KEYS: &'static [&'static str] = &["exec", "network"];
+    type Request = ExecRequest;
+    type Operator = ExecOperator;
+    type Grant = ExecGrant;
+    type State = ExecState;
+
+    fn link(
+        linker: &mut Linker<CallState>,
+        state: fn(&mut CallState) -> &mut ExecState,
+    ) -> wasmtime::Result<()> {
+        crate::bindings::exec::add_to_linker::<_, HasSelf<ExecState>>(linker, state)
+    }
+
+    fn grant(request: &ExecRequest, operator: &ExecOperator) -> Result<ExecGrant, GrantError> {
+        let mut grant = ExecGrant {
+            network: request.network && operator.network.unwrap_or(true),
+            ..ExecGrant::default()
+        };
+        for program in narrow(&request.exec, operator.exec.as_ref()) {
+            match programs::resolve_program(&program) {
+                Some(path) => {
+                    grant.programs.insert(program, path);
+                }
+                None => grant.missing_programs.push(program),
+            }
+        }
+        Ok(grant)
+    }
+
+    /// Programs may touch the workspace (read-write), the call's source directories and the
+    /// directories `files` grants, and what the granted programs need to start.
+    fn prepare(grant: &ExecGrant, cx: &mut Prepare<'_>) -> Result<ExecState, String> {
+        let mut read_write: Vec<PathBuf> = cx.env.workspace.iter().cloned().collect();
+        let mut read_only: Vec<PathBuf> = cx.env.sources.clone();
+        for (dir, mode) in &cx.grants.files.dirs {
+            match mode {
+                FileMode::Rw => read_write.push(dir.clone()),
+                FileMode::Ro => read_only.push(dir.clone()),
+            }
+        }
+        read_only.extend(
+            grant
+                .programs
+                .values()
+                .flat_map(|p| programs::program_roots(p)),
+        );
+        read_only.sort();
+        read_only.dedup();
+        Ok(ExecState {
+            programs: grant.programs.clone(),
+            workspace: cx.env.workspace.clone(),
+            env: cx.grants.env.values(),
+            confinement: Confinement {
+                read_write,
+                read_only,
+                network: grant.network,
+                unconfined: cx.settings.unconfined,
+            },
+            log: cx.env.log.clone(),
+            deadline: cx.deadline,
+            denials: cx.denials.clone(),
+        })
+    }
+}
+
+impl Host for ExecState {
+    async fn run(&mut self, cmd: WitCommand) -> Result<WitOutput, String> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let timeout = cmd
+            .timeout_ms
+            .map(Duration::from_millis)
+            .map_or(remaining, |t| t.min(remaining));
+        match self.spawn(cmd, timeout).await {
+            Ok(output) => Ok(output),
+            Err(ExecError::Refused(denial)) => Err(self.denials.refuse(denial)),
+            Err(ExecError::Failed(message)) => Err(message),
+        }
+    }
+}
+
+/// Why a program did not run.
+enum ExecError {
+    /// The sandbox refused it.
+    Refused(Denial),
+    /// It could not be started.
+    Failed(String),
+}
+
+impl ExecState {
+    async fn spawn(&self, req: WitCommand, timeout: Duration) -> Result<WitOutput, ExecError> {
+        let program = self.programs.get(&req.program).ok_or_else(|| {
+            let granted: Vec<&str> = self.programs.keys().map(String::as_str).collect();
+            ExecError::Refused(
+                Denial::new(
+                    Capability::Exec,
+                    format!("program `{}` is not granted", req.program),
+                )
+                .hint(format!(
+                    "granted: {}",
+                    if granted.is_empty() {
+                        "none".to_string()
+                    } else {
+                        granted.join(", ")
+                    }
+                )),
+            )
+        })?;
+        let workspace = self.workspace.as_ref().ok_or_else(|| {
+            ExecError::Failed("exec: this call has no workspace to run programs in".into())
+        })?;
+        let cwd = working_dir(workspace, req.cwd.as_deref())?;
+        // /tmp is outside the confinement; programs get a temporary directory in the workspace.
+        let tmp = workspace.join(".tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| {
+            ExecError::Failed(format!("exec: cannot create {}: {e}", tmp.display()))
+        })?;
+
+        let mut cmd = Command::new(program);
+        cmd.args(&req.args)
+            .current_dir(&cwd)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", workspace)
+            .env("LANG", "C.UTF-8")
+            .env("TMPDIR", &tmp)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(req.env.iter().map(|(k, v)| (k, v)))
+            .stdin(if req.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so a timeout also stops what the program started.
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(warning) = self.confinement.apply(&mut cmd).map_err(|e| {
+            ExecError::Failed(format!("exec: `{}` cannot run confined: {e}", req.program))
+        })? {
+            self.log.push("warn", &warning);
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            ExecError::Failed(format!("cannot start `{}` (confined): {e}", req.program))
+        })?;
+        // Dropped early (a cancelled step) kills the whole group, not just the leader.
+        let group = GroupGuard(child.id());
+
+        if let (Some(input), Some(mut stdin)) = (req.stdin, child.stdin.take()) {
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&input).await;
+            });
+        }
+        let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(ExecError::Failed(
+                "exec: the program has no output pipes".into(),
+            ));
+        };
+        let stdout = tokio::spawn(pump(out, self.log.clone(), "stdout"));
+        let stderr = tokio::spawn(pump(err, self.log.clone(), "stderr"));
+
+        let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(status) => (status.ok(), false),
+            Err(_) => {
+                group.kill();
+                (child.wait().await.ok(), true)
+            }
+        };
+        // A grandchild holding the pipes open must not keep the step alive.
+        group.kill();
+        let stdout = stdout.await.unwrap_or_default();
+        let stderr = stderr.await.unwrap_or_default();
+        Ok(WitOutput {
+            exit_code: if timed_out {
+                None
+            } else {
+                status.and_then(|s| s.code())
+            },
+            timed_out,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+/// The workspace, or a directory inside it; never anywhere else.
+fn working_dir(workspace: &std::path::Path, cwd: Option<&str>) -> Result<PathBuf, ExecError> {
+    let Some(cwd) = cwd else {
+        return Ok(workspace.to_path_buf());
+    };
+    let resolved = workspace
+        .join(cwd)
+        .canonicalize()
+        .map_err(|e| ExecError::Failed(format!("exec: working directory `{cwd}`: {e}")))?;
+    let root = workspace
+        .canonicalize()
+        .map_err(|e| ExecError::Failed(format!("exec: workspace: {e}")))?;
+    if resolved.starts_with(&root) {
+        Ok(resolved)
+    } else {
+        Err(ExecError::Refused(Denial::new(
+            Capability::Files,
+            format!("working directory `{cwd}` is outside the run workspace"),
+        )))
+    }
+}
+
+/// Kills a program's process group when dropped.
+struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    fn kill(&self) {
+        if let Some(pgid) = self.0 {
+            child::kill_process_group(pgid);
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Copies a stream into the log line by line and keeps the first MAX_CAPTURE bytes.
+async fn pump(stream: impl AsyncRead + Unpin, log: CallLog, name: &'static str) -> Vec<u8> {
+    let mut reader = BufReader::new(stream);
+    let mut captured = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                log.push(name, &String::from_utf8_lossy(&line));
+                let room = MAX_CAPTURE.saturating_sub(captured.len());
+                captured.extend_from_slice(&line[..line.len().min(room)]);
+            }
+        }
+    }
+    captured
+}

@@ -1,0 +1,345 @@
+//! The `http` capability: outbound `wasi:http` requests only to granted `scheme://host[:port]`
+//! entries, and never to private or loopback addresses unless the operator allows them.
+
+use super::{HostCapability, Prepare, narrow};
+use crate::call::{CallState, Denials};
+use crate::error::{Capability, Denial, GrantError};
+use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::{
+    Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
+
+/// The http capability.
+pub(crate) struct Http;
+
+/// `http = ["https://registry.terraform.io", "https://*.amazonaws.com"]`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpRequest {
+    /// `scheme://host[:port]` entries; `*.domain` and `:*` wildcards.
+    pub http: Vec<String>,
+}
+
+/// The operator's `http` list and private-address switch.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpOperator {
+    /// Keeps only these of the requested entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<Vec<String>>,
+    /// Let granted names resolve to private or loopback addresses.
+    pub allow_private_http: bool,
+}
+
+/// The hosts in force.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HttpGrant {
+    /// The entries as written.
+    pub http_entries: Vec<String>,
+    /// Granted names may resolve to private or loopback addresses.
+    pub allow_private_http: bool,
+    #[serde(skip)]
+    rules: Vec<HostRule>,
+}
+
+/// One parsed `http` entry: `https://api.example.com`, `https://*.example.com`,
+/// `http://host:8080`, `http://host:*` (any port).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostRule {
+    scheme: String,
+    /// Lower-case; a leading `*.` matches any subdomain (not the bare domain).
+    host: String,
+    port: Port,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Port {
+    Default,
+    Any,
+    Exactly(u16),
+}
+
+impl HostRule {
+    /// Parses an entry, or says what is wrong with it.
+    pub fn parse(text: &str) -> Result<HostRule, String> {
+        let bad = || format!("http grant `{text}` is not `scheme://host[:port]`");
+        let (scheme, rest) = text.split_once("://").ok_or_else(bad)?;
+        if scheme != "http" && scheme != "https" {
+            return Err(format!(
+                "http grant `{text}`: the scheme must be http or https"
+            ));
+        }
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') || rest.is_empty() {
+            return Err(bad());
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, "*")) => (h, Port::Any),
+            Some((h, p)) => (h, Port::Exactly(p.parse::<u16>().map_err(|_| bad())?)),
+            None => (rest, Port::Default),
+        };
+        Ok(HostRule {
+            scheme: scheme.to_string(),
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
+        let host_ok = match self.host.strip_prefix("*.") {
+            Some(domain) => host.ends_with(&format!(".{domain}")),
+            None => self.host == host,
+        };
+        let default_port = if self.scheme == "https" { 443 } else { 80 };
+        let port_ok = match self.port {
+            Port::Default => port == default_port,
+            Port::Any => true,
+            Port::Exactly(p) => p == port,
+        };
+        self.scheme == scheme && host_ok && port_ok
+    }
+}
+
+/// One call's `wasi:http` context and the hooks that enforce the grant.
+pub(crate) struct HttpState {
+    ctx: WasiHttpCtx,
+    policy: HttpPolicy,
+}
+
+struct HttpPolicy {
+    rules: Vec<HostRule>,
+    allow_private: bool,
+    denials: Denials,
+}
+
+impl HostCapability for Http {
+    const NAME: Capability = Capability::Http;
+    const REQUEST_KEYS: &'static [&'static str] = &["http"];
+    const OPERATOR_KEYS: &'static [&'static str] = &["http", "allow_private_http"];
+    type Request = HttpRequest;
+    type Operator = HttpOperator;
+    type Grant = HttpGrant;
+    type State = HttpState;
+
+    /// `wasi:http` is linked with its own view of the store (below), not through `state`.
+    fn link(
+        linker: &mut Linker<CallState>,
+        _: fn(&mut CallState) -> &mut HttpState,
+    ) -> wasmtime::Result<()> {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+    }
+
+    fn grant(request: &HttpRequest, operator: &HttpOperator) -> Result<HttpGrant, GrantError> {
+        // Every requested entry must parse, granted or not: a typo in plugin.toml is an error.
+        for entry in &request.http {
+            HostRule::parse(entry).map_err(|e| GrantError::new(Self::NAME, e))?;
+        }
+        let http_entries = narrow(&request.http, operator.http.as_ref());
+        let rules = http_entries
+            .iter()
+            .map(|e| HostRule::parse(e))
+            .collect::<Result<_, _>>()
+            .map_err(|e| GrantError::new(Self::NAME, e))?;
+        Ok(HttpGrant {
+            http_entries,
+            allow_private_http: operator.allow_private_http,
+            rules,
+        })
+    }
+
+    fn prepare(grant: &HttpGrant, cx: &mut Prepare<'_>) -> Result<HttpState, String> {
+        Ok(HttpState {
+            ctx: WasiHttpCtx::new(),
+            policy: HttpPolicy {
+                rules: grant.rules.clone(),
+                allow_private: grant.allow_private_http,
+                denials: cx.denials.clone(),
+            },
+        })
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.caps.http.policy,
+            table: &mut self.table,
+            ctx: &mut self.caps.http.ctx,
+        }
+    }
+}
+
+type Response = (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), Error>> + Send>,
+);
+
+impl HttpPolicy {
+    fn refuse(&self, denial: Denial) -> Box<dyn Future<Output = Result<Response, Error>> + Send> {
+        self.denials.refuse(denial);
+        Box::new(async { Err(Error::HttpRequestDenied) })
+    }
+}
+
+impl WasiHttpHooks for HttpPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> Box<dyn Future<Output = Result<Response, Error>> + Send> {
+        drop(fut);
+        let uri = request.uri();
+        let scheme = uri.scheme_str().unwrap_or("http").to_string();
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_ascii_lowercase();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let url = format!("{scheme}://{host}:{port}");
+        if !self.rules.iter().any(|g| g.allows(&scheme, &host, port)) {
+            return self.refuse(Denial::new(
+                Capability::Http,
+                format!("{url} is not granted"),
+            ));
+        }
+        let allow_private = self.allow_private;
+        let denials = self.denials.clone();
+        Box::new(async move {
+            if !allow_private {
+                // Check every address the name resolves to, so a granted name cannot be
+                // pointed at the host's own services or the internal network.
+                let addrs = tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .map_err(|_| Error::DnsError {
+                        rcode: None,
+                        info_code: None,
+                    })?;
+                for addr in addrs {
+                    if is_internal(addr.ip()) {
+                        denials.refuse(
+                            Denial::new(
+                                Capability::Http,
+                                format!(
+                                    "{url} resolves to {}, a private or loopback address",
+                                    addr.ip()
+                                ),
+                            )
+                            .hint("the operator can allow private addresses"),
+                        );
+                        return Err(Error::HttpRequestDenied);
+                    }
+                }
+            }
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+            ))
+        })
+    }
+}
+
+/// Loopback, private, link-local (cloud metadata), CGNAT, unspecified and multicast addresses.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || o[0] == 0
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let seg = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_match_scheme_host_and_port() {
+        let g = HostRule::parse("https://*.example.com").unwrap();
+        assert!(g.allows("https", "api.example.com", 443));
+        assert!(!g.allows("https", "example.com", 443));
+        assert!(!g.allows("http", "api.example.com", 80));
+        assert!(!g.allows("https", "api.example.com.evil.io", 443));
+        let g = HostRule::parse("http://localhost:8080").unwrap();
+        assert!(g.allows("http", "localhost", 8080));
+        assert!(!g.allows("http", "localhost", 8081));
+        let g = HostRule::parse("http://localhost:*").unwrap();
+        assert!(g.allows("http", "localhost", 31337));
+        assert!(HostRule::parse("ftp://x").is_err());
+        assert!(HostRule::parse("https://x/path").is_err());
+    }
+
+    #[test]
+    fn the_operator_narrows_and_a_bad_entry_is_refused() {
+        let request = HttpRequest {
+            http: vec![
+                "https://registry.terraform.io".into(),
+                "https://*.amazonaws.com".into(),
+            ],
+        };
+        let all = Http::grant(&request, &HttpOperator::default()).unwrap();
+        assert_eq!(all.rules.len(), 2);
+        assert!(!all.allow_private_http);
+        let narrowed = Http::grant(
+            &request,
+            &HttpOperator {
+                http: Some(vec!["https://registry.terraform.io".into()]),
+                allow_private_http: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(narrowed.http_entries, ["https://registry.terraform.io"]);
+        let bad = HttpRequest {
+            http: vec!["ftp://x".into()],
+        };
+        let err = Http::grant(&bad, &HttpOperator::default()).unwrap_err();
+        assert_eq!(err.capability, Some(Capability::Http));
+    }
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.20.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The capabilities a plugin can be granted, each in three phases, and the table that lists them.
+//!
+//! A capability is one file here implementing [`HostCapability`]:
+//! - **link**, once per engine: its host functions go into the linker every plugin shares;
+//! - **grant**, once per plugin load: what `plugin.toml` requests, narrowed by the operator's
+//!   `[plugins.NAME]` section (never widened), becomes the plugin's grant;
+//! - **prepare**, once per call: the grant and the call's [`CallEnv`] become the state the host
+//!   functions see (a WASI preopen, an allow-list, the secret values).
+//!
+//! Adding one means adding its file and one entry in the `capabilities!` table at the bottom;
+//! the request, operator and grant structs, linking and preparing are generated from the table.
+
+pub mod env;
+pub mod exec;
+pub mod files;
+pub mod http;
+pub mod log;
+pub mod secrets;
+
+use crate::call::{CallEnv, CallState, Denials};
+use crate::error::{Capability, GrantError};
+use crate::manifest::{Limits, parse_duration, parse_size};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
+use wasmtime::component::Linker;
+use wasmtime_wasi::WasiCtxBuilder;
+
+/// One capability in its three phases.
+pub(crate) trait HostCapability {
+    /// Which capability this is, for refusals and messages.
+    const NAME: Capability;
+    /// Its keys in `plugin.toml`'s `[capabilities]` table.
+    const REQUEST_KEYS: &'static [&'static str];
+    /// Its keys in the operator's `[plugins.NAME]` section.
+    const OPERATOR_KEYS: &'static [&'static str];
+
+    /// What a plugin asks for (its keys, flattened into `[capabilities]`).
+    type Request: DeserializeOwned + Serialize + Default + Clone + Debug;
+    /// What the operator says (its keys, flattened into `[plugins.NAME]`).
+    type Operator: DeserializeOwned + Serialize + Default + Clone + Debug;
+    /// What the plugin is allowed, decided at load.
+    type Grant: Serialize + Default + Clone + Debug + Send + Sync;
+    /// What one call may use; the host functions' `self`.
+    type State: Send + 'static;
+
+    /// Link: adds the host functions to the shared linker. `state` finds this capability's
+    /// state in a call's store.
+    fn link(
+        linker: &mut Linker<CallState>,
+        state: fn(&mut CallState) -> &mut Self::State,
+    ) -> wasmtime::Result<()>;
+
+    /// Grant: the request narrowed by the operator.
+    fn grant(request: &Self::Request, operator: &Self::Operator)
+    -> Result<Self::Grant, GrantError>;
+
+    /// Prepare: the state of one call.
+    fn prepare(grant: &Self::Grant, cx: &mut Prepare<'_>) -> Result<Self::State, String>;
+}
+
+/// What every capability's prepare phase can see of the call.
+pub(crate) struct Prepare<'a> {
+    /// The plugin called.
+    pub plugin: &'a str,
+    /// Every grant of the plugin, for capabilities that depend on another's (exec confines
+    /// programs to the directories `files` grants and passes on what `env` grants).
+    pub grants: &'a Grants,
+    pub env: &'a CallEnv,
+    /// The plugin's WASI context, being built: preopens, environment, stdio.
+    pub wasi: &'a mut WasiCtxBuilder,
+    pub denials: &'a Denials,
+    pub secrets: &'a secrets::Secrets,
+    pub settings: &'a crate::SandboxSettings,
+    /// When the call's time is up; programs it starts never outlive it.
+    pub deadline: Instant,
+}
+
+/// Keeps the requested entries the operator also lists; all of them when the operator is
+/// silent. An operator entry the plugin did not request grants nothing.
+pub(crate) fn narrow(requested: &[String], operator: Option<&Vec<String>>) -> Vec<String> {
+    match operator {
+        None => requested.to_vec(),
+        Some(allowed) => requested
+            .iter()
+            .filter(|r| allowed.contains(r))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// The operator's limits for one plugin: lower than `plugin.toml` asks (higher values are
+/// ignored).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OperatorLimits {
+    /// e.g. `64MiB`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// e.g. `5m`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// The memory and time one call of the plugin gets.
+#[derive(Clone, Debug, Serialize)]
+pub struct LimitGrant {
+    /// Linear memory in bytes.
+    pub memory: u64,
+    /// Wall time of one call.
+    #[serde(serialize_with = "humantime_text")]
+    pub timeout: Duration,
+}
+
+impl Default for LimitGrant {
+    fn default() -> Self {
+        LimitGrant {
+            memory: crate::manifest::DEFAULT_MEMORY,
+            timeout: crate::manifest::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+fn humantime_text<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+impl LimitGrant {
+    fn decide(limits: &Limits, operator: &OperatorLimits) -> Result<LimitGrant, String> {
+        let mut memory = limits.memory()?;
+        let mut timeout = limits.timeout()?;
+        if let Some(lower) = &operator.memory {
+            memory = memory.min(parse_size(lower)?);
+        }
+        if let Some(lower) = &operator.timeout {
+            timeout = timeout.min(parse_duration(lower)?);
+        }
+        Ok(LimitGrant { memory, timeout })
+    }
+}
+
+/// Refuses keys no capability knows, naming the ones that exist.
+fn refuse_unknown(
+    unknown: &BTreeMap<String, toml::Value>,
+    table: &str,
+    known: &[&[&str]],
+) -> Result<(), String> {
+    match unknown.keys().next() {
+        None => Ok(()),
+        Some(key) => {
+            let known: Vec<&str> = known.iter().flat_map(|k| k.iter().copied()).collect();
+            Err(format!(
+                "unknown capability `{key}` in {table}; known: {}",
+                known.join(", ")
+            ))
+        }
+    }
+}
+
+/// Generates, from one line per capability, the structs and loops the sandbox uses: the
+/// request (`[capabilities]`), the operator section, the grants in force, a call's state, and
+/// the link / grant / prepare passes over every capability.
+macro_rules! capabilities {
+    ($($field:ident: $cap:ty => ($request:ty, $operator:ty, $grant:ty)),* $(,)?) => {
+        /// What a plugin asks for in `plugin.toml`'s `[capabilities]` table, capability by
+        /// capability. Nothing outside it is ever granted.
+        #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+        #[serde(try_from = "RequestTable")]
+        pub struct Request {
+            $(
+                #[doc = concat!("The `", stringify!($field), "` request.")]
+                #[serde(flatten)]
+                pub $field: $request,
+            )*
+        }
+
+        #[derive(Deserialize)]
+        struct RequestTable {
+            $(#[serde(flatten)] $field: $request,)*
+            #[serde(flatten)]
+            unknown: BTreeMap<String, toml::Value>,
+        }
+
+        impl TryFrom<RequestTable> for Request {
+            type Error = String;
+            fn try_from(table: RequestTable) -> Result<Request, String> {
+                refuse_unknown(
+                    &table.unknown,
+                    "[capabilities]",
+                    &[$(<$cap as HostCapability>::REQUEST_KEYS),*],
+                )?;
+                Ok(Request { $($field: table.$field,)* })
+            }
+        }
+
+        /// The operator's word on one plugin (`[plugins.NAME]` in the config file): each list
+        /// narrows what `plugin.toml` requests, and a few settings only the operator can give.
+        #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+        #[serde(try_from = "OperatorTable")]
+        pub struct OperatorGrant {
+            $(
+                #[doc = concat!("The operator's `", stringify!($field), "` settings.")]
+                #[serde(flatten)]
+                pub $field: $operator,
+            )*
+            /// Lower limits than `plugin.toml` asks for.
+            #[serde(flatten)]
+            pub limits: OperatorLimits,
+        }
+
+        #[derive(Deserialize)]
+        struct OperatorTable {
+            $(#[serde(flatten)] $field: $operator,)*
+            #[serde(flatten)]
+            limits: OperatorLimits,
+            #[serde(flatten)]
+            unknown: BTreeMap<String, toml::Value>,
+        }
+
+        impl TryFrom<OperatorTable> for OperatorGrant {
+            type Error = String;
+            fn try_from(table: OperatorTable) -> Result<OperatorGrant, String> {
+                refuse_unknown(
+                    &table.unknown,
+                    "the plugin's operator section",
+                    &[$(<$cap as HostCapability>::OPERATOR_KEYS,)* &["memory", "timeout"]],
+                )?;
+                Ok(OperatorGrant { $($field: table.$field,)* limits: table.limits })
+            }
+        }
+
+        /// What the host allows one plugin: its request narrowed by the operator, capability
+        /// by capability, and its limits.
+        #[derive(Clone, Debug, Default, Serialize)]
+        pub struct Grants {
+            $(
+                #[doc = concat!("The `", stringify!($field), "` grant.")]
+                #[serde(flatten)]
+                pub $field: $grant,
+            )*
+            /// Memory and time per call.
+            #[serde(flatten)]
+            pub limits: LimitGrant,
+        }
+
+        impl Grants {
+            /// Decides every grant of a plugin: phase 2.
+            pub(crate) fn decide(
+                request: &Request,
+                limits: &Limits,
+                operator: &OperatorGrant,
+            ) -> Result<Grants, GrantError> {
+                Ok(Grants {
+                    $($field: <$cap as HostCapability>::grant(&request.$field, &operator.$field)?,)*
+                    limits: LimitGrant::decide(limits, &operator.limits)
+                        .map_err(GrantError::limits)?,
+                })
+            }
+        }
+
+        /// Every capability's state for one call.
+        pub(crate) struct CallCapabilities {
+            $(pub(crate) $field: <$cap as HostCapability>::State,)*
+        }
+
+        /// Phase 1 for every capability.
+        pub(crate) fn link_all(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+            $(<$cap as HostCapability>::link(linker, |state| &mut state.caps.$field)?;)*
+            Ok(())
+        }
+
+        /// Phase 3 for every capability.
+        pub(crate) fn prepare_all(cx: &mut Prepare<'_>) -> Result<CallCapabilities, String> {
+            let grants: &Grants = cx.grants;
+            Ok(CallCapabilities {
+                $($field: <$cap as HostCapability>::prepare(&grants.$field, cx)?,)*
+            })
+        }
+    };
+}
+
+capabilities! {
+    log: log::Log => (log::LogRequest, log::LogOperator, log::LogGrant),
+    secrets: secrets::SecretsCapability
+        => (secrets::SecretsRequest, secrets::SecretsOperator, secrets::SecretsGrant),
+    env: env::Env => (env::EnvRequest, env::EnvOperator, env::EnvGrant),
+    files: files::Files => (files::FilesRequest, files::FilesOperator, files::FilesGrant),
+    http: http::Http => (http::HttpRequest, http::HttpOperator, http::HttpGrant),
+    exec: exec::Exec => (exec::ExecRequest, exec::ExecOperator, exec::ExecGrant),
+}

@@ -1,0 +1,269 @@
+//! What can go wrong loading or calling a plugin, as values: a refusal names its capability, a
+//! trap its kind. Text is made only when an error is shown.
+
+use crate::manifest::PluginKind;
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+
+/// A capability a plugin can be granted. Refusals and grants name one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    /// Leveled lines into the step log.
+    Log,
+    /// Secret values, by granted name.
+    Secrets,
+    /// Host environment variables, by granted name.
+    Env,
+    /// The run workspace and operator-granted directories.
+    Files,
+    /// Outbound `wasi:http` requests to granted hosts.
+    Http,
+    /// Granted programs, confined.
+    Exec,
+}
+
+impl Capability {
+    /// The name used in `plugin.toml`, the config file and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Log => "log",
+            Capability::Secrets => "secrets",
+            Capability::Env => "env",
+            Capability::Files => "files",
+            Capability::Http => "http",
+            Capability::Exec => "exec",
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One thing the sandbox refused a plugin during a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    /// The capability the plugin lacked.
+    pub capability: Capability,
+    /// What was refused, e.g. ``program `python3` is not granted``.
+    pub what: String,
+    /// What would help, e.g. `granted: bash`.
+    pub hint: Option<String>,
+}
+
+impl Denial {
+    pub(crate) fn new(capability: Capability, what: impl Into<String>) -> Denial {
+        Denial {
+            capability,
+            what: what.into(),
+            hint: None,
+        }
+    }
+
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Denial {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Denial {
+            capability,
+            what,
+            hint,
+        } = self;
+        write!(f, "{capability}: {what} (capability `{capability}`")?;
+        if let Some(hint) = hint {
+            write!(f, "; {hint}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl std::error::Error for Denial {}
+
+/// Why a call trapped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrapKind {
+    /// The guest spent its CPU budget (counted in epoch ticks while it runs).
+    CpuTime {
+        /// The budget.
+        limit: Duration,
+    },
+    /// The guest asked for more linear memory than it may have.
+    Memory {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The whole call, host calls included, took longer than allowed.
+    WallTime {
+        /// The limit.
+        limit: Duration,
+    },
+    /// The guest trapped on its own: a panic, an unreachable, an out-of-bounds access.
+    Guest {
+        /// The trap's first line, then a short backtrace.
+        message: String,
+    },
+}
+
+/// A request or a grant that cannot be honoured, found when a plugin is loaded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct GrantError {
+    /// The capability whose request or operator grant is malformed; none for the limits.
+    pub capability: Option<Capability>,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl GrantError {
+    pub(crate) fn new(capability: Capability, message: impl Into<String>) -> GrantError {
+        GrantError {
+            capability: Some(capability),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn limits(message: String) -> GrantError {
+        GrantError {
+            capability: None,
+            message,
+        }
+    }
+}
+
+/// Why a plugin could not be loaded or made ready to run.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The engine itself could not be set up.
+    #[error("cannot set up the plugin runtime: {0}")]
+    Runtime(String),
+    /// `plugin.toml` is malformed or targets a world this host does not link.
+    #[error("{0}")]
+    Manifest(String),
+    /// A capability request or the operator's grant cannot be honoured.
+    #[error("plugin `{plugin}`: {error}")]
+    Grant {
+        /// The plugin's name.
+        plugin: String,
+        /// What is wrong.
+        error: GrantError,
+    },
+    /// The bytes are not a valid component for this engine.
+    #[error("plugin `{plugin}` is not a valid component: {message}")]
+    Compile {
+        /// The plugin's name.
+        plugin: String,
+        /// The compiler's message.
+        message: String,
+    },
+    /// The component imports something this host does not provide.
+    #[error("plugin `{plugin}` cannot be linked: {message}")]
+    Link {
+        /// The plugin's name.
+        plugin: String,
+        /// The linker's message.
+        message: String,
+    },
+    /// The component lacks the export its kind requires.
+    #[error("plugin `{plugin}` does not export the {kind} interface of {world}: {message}")]
+    MissingExport {
+        /// The plugin's name.
+        plugin: String,
+        /// Its kind, whose interface is missing.
+        kind: PluginKind,
+        /// The world it says it targets.
+        world: String,
+        /// What the lookup said.
+        message: String,
+    },
+}
+
+/// Why a call did not produce the plugin's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureCause {
+    /// The plugin returned an error of its own (its text).
+    Plugin(String),
+    /// The instance trapped or ran out of a limit.
+    Trap(TrapKind),
+    /// The plugin could not be loaded or the call could not be set up.
+    Setup(String),
+    /// The plugin is of another kind than the call needs.
+    WrongKind {
+        /// What the call needs.
+        expected: PluginKind,
+        /// What the plugin is.
+        actual: PluginKind,
+    },
+}
+
+/// A failed call: the cause, and everything the sandbox refused the plugin along the way (a
+/// failure that followed a refusal is usually explained by it, whatever the plugin made of it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallFailure {
+    /// The plugin called.
+    pub plugin: String,
+    /// Why the call failed.
+    pub cause: FailureCause,
+    /// Refusals during the call, in order.
+    pub denials: Vec<Denial>,
+}
+
+impl CallFailure {
+    pub(crate) fn setup(plugin: &str, message: impl Into<String>) -> CallFailure {
+        CallFailure {
+            plugin: plugin.to_string(),
+            cause: FailureCause::Setup(message.into()),
+            denials: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plugin = &self.plugin;
+        match &self.cause {
+            FailureCause::Plugin(message) | FailureCause::Setup(message) => f.write_str(message)?,
+            FailureCause::Trap(TrapKind::CpuTime { limit }) => write!(
+                f,
+                "plugin `{plugin}` exceeded its time limit ({})",
+                humantime::format_duration(*limit)
+            )?,
+            FailureCause::Trap(TrapKind::WallTime { limit }) => write!(
+                f,
+                "plugin `{plugin}` timed out after {}",
+                humantime::format_duration(*limit)
+            )?,
+            FailureCause::Trap(TrapKind::Memory { limit }) => write!(
+                f,
+                "plugin `{plugin}` exceeded its memory limit ({} MiB)",
+                limit >> 20
+            )?,
+            FailureCause::Trap(TrapKind::Guest { message }) => {
+                write!(f, "plugin `{plugin}` crashed: {message}")?;
+            }
+            FailureCause::WrongKind { expected, actual } => write!(
+                f,
+                "plugin `{plugin}` is a {actual} plugin, not a {expected} plugin"
+            )?,
+        }
+        if !self.denials.is_empty() {
+            let denials: Vec<String> = self.denials.iter().map(ToString::to_string).collect();
+            write!(f, "\nsandbox denied: {}", denials.join("; "))?;
+        } else if let FailureCause::Plugin(message)
+        | FailureCause::Trap(TrapKind::Guest { message }) = &self.cause
+            && let Some(hint) = crate::capabilities::files::guest_error_hint(message)
+        {
+            write!(f, "\n{hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CallFailure {}

@@ -1,0 +1,152 @@
+//! A loaded plugin: its manifest, digest and grants, and — compiled once, on first use — the
+//! pre-instantiated component with its world's exports looked up.
+
+use crate::bindings::{notifier, step, trigger};
+use crate::call::CallState;
+use crate::capabilities::{Grants, OperatorGrant};
+use crate::error::LoadError;
+use crate::manifest::{Manifest, PluginKind};
+use crate::{Sandbox, compile};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, OnceLock};
+use wasmtime::component::InstancePre;
+
+/// A plugin the sandbox has loaded. Use it only with the [`Sandbox`] that loaded it.
+pub struct Plugin {
+    /// What `plugin.toml` says.
+    pub manifest: Manifest,
+    /// sha256 of the component, hex.
+    pub digest: String,
+    /// What the host allows it: its request narrowed by the operator.
+    pub grants: Grants,
+    wasm: Arc<[u8]>,
+    linked: OnceLock<Result<Arc<Linked>, LoadError>>,
+}
+
+/// A compiled, linked plugin, ready to instantiate.
+pub(crate) struct Linked {
+    pub(crate) pre: InstancePre<CallState>,
+    pub(crate) exports: Exports,
+}
+
+/// Where a plugin's world export lives in its component.
+pub(crate) enum Exports {
+    Step(step::GuestIndices),
+    Trigger(trigger::GuestIndices),
+    Notifier(notifier::GuestIndices),
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.manifest.name)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// The name workflows use.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// Which interface it exports.
+    pub fn kind(&self) -> PluginKind {
+        self.manifest.kind
+    }
+
+    /// What the API and `plugins list --output json` show of a plugin.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name(),
+            "version": self.manifest.version,
+            "kind": self.manifest.kind,
+            "world": self.manifest.world,
+            "digest": format!("sha256:{}", self.digest),
+            "requested": self.manifest.capabilities,
+            "grants": self.grants,
+        })
+    }
+}
+
+impl Sandbox {
+    /// Loads a plugin: decides its grants (its request narrowed by the operator's section for
+    /// its name). Compiling waits for first use or [`Sandbox::pre_instantiate`].
+    pub fn load(
+        &self,
+        manifest: Manifest,
+        wasm: impl Into<Arc<[u8]>>,
+    ) -> Result<Plugin, LoadError> {
+        let wasm = wasm.into();
+        let operator = self
+            .operator
+            .get(&manifest.name)
+            .cloned()
+            .unwrap_or_default();
+        let grants = Grants::decide(&manifest.capabilities, &manifest.limits, &operator).map_err(
+            |error| LoadError::Grant {
+                plugin: manifest.name.clone(),
+                error,
+            },
+        )?;
+        Ok(Plugin {
+            digest: hex::encode(Sha256::digest(&wasm)),
+            manifest,
+            grants,
+            wasm,
+            linked: OnceLock::new(),
+        })
+    }
+
+    /// Compiles (or loads the cached compilation), links and checks the plugin's world export
+    /// now, instead of on its first call: an install checks this before it copies anything.
+    pub fn pre_instantiate(&self, plugin: &Plugin) -> Result<(), LoadError> {
+        self.linked(plugin).map(|_| ())
+    }
+
+    /// The operator's grant for a plugin name, as configured.
+    pub fn operator_grant(&self, name: &str) -> Option<&OperatorGrant> {
+        self.operator.get(name)
+    }
+
+    pub(crate) fn linked(&self, plugin: &Plugin) -> Result<Arc<Linked>, LoadError> {
+        plugin
+            .linked
+            .get_or_init(|| self.link(plugin).map(Arc::new))
+            .clone()
+    }
+
+    fn link(&self, plugin: &Plugin) -> Result<Linked, LoadError> {
+        let name = plugin.name().to_string();
+        let component = compile::component(
+            &self.engine,
+            self.cache_dir.as_deref(),
+            &plugin.digest,
+            &plugin.wasm,
+        )
+        .map_err(|e| LoadError::Compile {
+            plugin: name.clone(),
+            message: format!("{e:#}"),
+        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link {
+                plugin: name.clone(),
+                message: format!("{e:#}"),
+            })?;
+        let exports = match plugin.kind() {
+            PluginKind::Step => step::GuestIndices::new(&pre).map(Exports::Step),
+            PluginKind::Trigger => trigger::GuestIndices::new(&pre).map(Exports::Trigger),
+            PluginKind::Notifier => notifier::GuestIndices::new(&pre).map(Exports::Notifier),
+        }
+        .map_err(|e| LoadError::MissingExport {
+            plugin: name,
+            kind: plugin.kind(),
+            world: plugin.manifest.world.clone(),
+            message: format!("{e:#}"),
+        })?;
+        Ok(Linked { pre, exports })
+    }
+}

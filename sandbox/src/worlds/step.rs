@@ -1,0 +1,91 @@
+//! The `step` world: describe, validate, run and resume a step plugin.
+
+use super::{expect_kind, other_world};
+use crate::bindings::types::{Decision, StepInfo, StepOutcome, StepRequest};
+use crate::call::CallEnv;
+use crate::error::CallFailure;
+use crate::manifest::PluginKind;
+use crate::plugin::Exports;
+use crate::{Plugin, Sandbox};
+
+impl Sandbox {
+    /// What the plugin says about itself: description, config schema, outputs.
+    pub async fn step_describe(
+        &self,
+        plugin: &Plugin,
+        env: CallEnv,
+    ) -> Result<StepInfo, CallFailure> {
+        expect_kind(plugin, PluginKind::Step)?;
+        self.call(plugin, env, async |store, instance, exports| {
+            let Exports::Step(step) = exports else {
+                return Err(other_world());
+            };
+            let step = step.load(&mut *store, instance)?;
+            Ok(Ok(step.call_describe(store).await?))
+        })
+        .await
+    }
+
+    /// The problems the plugin finds in a `with` block (JSON), one line each; empty when it is
+    /// valid.
+    pub async fn step_validate(
+        &self,
+        plugin: &Plugin,
+        env: CallEnv,
+        config: &str,
+    ) -> Result<Vec<String>, CallFailure> {
+        let config = config.to_string();
+        expect_kind(plugin, PluginKind::Step)?;
+        self.call(plugin, env, async |store, instance, exports| {
+            let Exports::Step(step) = exports else {
+                return Err(other_world());
+            };
+            let step = step.load(&mut *store, instance)?;
+            Ok(Ok(step
+                .call_validate(store, &config)
+                .await?
+                .err()
+                .unwrap_or_default()))
+        })
+        .await
+    }
+
+    /// Runs a step: it completes, or asks to park the run.
+    pub async fn step_run(
+        &self,
+        plugin: &Plugin,
+        env: CallEnv,
+        request: &StepRequest,
+    ) -> Result<StepOutcome, CallFailure> {
+        expect_kind(plugin, PluginKind::Step)?;
+        self.call(plugin, env, async |store, instance, exports| {
+            let Exports::Step(step) = exports else {
+                return Err(other_world());
+            };
+            let step = step.load(&mut *store, instance)?;
+            step.call_run(store, request).await
+        })
+        .await
+    }
+
+    /// Resumes a parked step with the state it parked with and the decision taken.
+    pub async fn step_resume(
+        &self,
+        plugin: &Plugin,
+        env: CallEnv,
+        request: &StepRequest,
+        state: &str,
+        decision: &Decision,
+    ) -> Result<StepOutcome, CallFailure> {
+        let state = state.to_string();
+        expect_kind(plugin, PluginKind::Step)?;
+        self.call(plugin, env, async |store, instance, exports| {
+            let Exports::Step(step) = exports else {
+                return Err(other_world());
+            };
+            let step = step.load(&mut *store, instance)?;
+            step.call_resume(store, request, &state, decision).await
+        })
+        .await
+    }
+}
