@@ -184,6 +184,47 @@ fn a_secret_not_granted_cannot_be_read_and_a_granted_one_is_redacted() {
 }
 
 #[test]
+fn a_plugin_sees_only_the_environment_variables_granted_to_it() {
+    let sb = Sandbox::new();
+    let plugins = test_plugins().to_str().unwrap();
+    let env = [
+        ("WASMOPS_TEST_GRANTED", "granted-value"),
+        ("WASMOPS_TEST_OTHER", "other-value"),
+    ];
+    let run = |name: &str| {
+        let file = sb.write(
+            "env.yaml",
+            &format!("steps:\n  - uses: hostile\n    with: {{ attack: env, target: {name} }}\n"),
+        );
+        let ran = sb.wasmops_with_env(
+            &[
+                "run",
+                file.to_str().unwrap(),
+                "--plugins",
+                plugins,
+                "--output",
+                "json",
+            ],
+            &env,
+        );
+        (ran.code, ran.json())
+    };
+    let (code, granted) = run("WASMOPS_TEST_GRANTED");
+    assert_eq!(code, 0, "{granted:#}");
+    assert_eq!(
+        step(&granted, "1")["summary"],
+        "WASMOPS_TEST_GRANTED=granted-value"
+    );
+    let (code, other) = run("WASMOPS_TEST_OTHER");
+    assert_eq!(code, 1);
+    assert!(!other.to_string().contains("other-value"), "{other:#}");
+    assert!(
+        error_of(&other).contains("env WASMOPS_TEST_OTHER"),
+        "{other:#}"
+    );
+}
+
+#[test]
 fn an_infinite_loop_is_stopped_at_its_deadline() {
     let sb = Sandbox::new();
     let started = std::time::Instant::now();

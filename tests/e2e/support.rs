@@ -55,8 +55,14 @@ impl Sandbox {
 
     /// Runs `wasmops ARGS` with the sandbox's data directory.
     pub fn wasmops(&self, args: &[&str]) -> Ran {
+        self.wasmops_with_env(args, &[])
+    }
+
+    /// Runs `wasmops ARGS` with the sandbox's data directory and these environment variables.
+    pub fn wasmops_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
         Command::new(env!("CARGO_BIN_EXE_wasmops"))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(self.dir.path())
             .env("WASMOPS_DATA", self.path("data"))
             .env_remove("WASMOPS_PLUGINS")

@@ -1,5 +1,5 @@
-//! The `env` capability: host environment variables, by name, passed to the programs a plugin
-//! runs. Nothing of the daemon's environment is passed otherwise.
+//! The `env` capability: host environment variables, by name, passed to the plugin and to the
+//! programs it runs. Nothing of the daemon's environment is passed otherwise.
 
 use super::{HostCapability, Prepare, narrow};
 use crate::call::CallState;
@@ -64,8 +64,10 @@ impl HostCapability for Env {
         })
     }
 
-    /// `exec` reads the values when it starts a program ([`EnvGrant::values`]).
-    fn prepare(_: &EnvGrant, _: &mut Prepare<'_>) -> Result<(), String> {
+    fn prepare(grant: &EnvGrant, cx: &mut Prepare<'_>) -> Result<(), String> {
+        for (name, value) in grant.values() {
+            cx.wasi.env(name, value);
+        }
         Ok(())
     }
 }

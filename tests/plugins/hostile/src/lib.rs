@@ -56,6 +56,11 @@ impl Step for Hostile {
                 wasmops_sdk::info!("the secret is {value}");
                 Ok(Outcome::summary(format!("secret={value}")).with_output("secret", value))
             }
+            "env" => {
+                let value =
+                    std::env::var(&target).map_err(|e| Error::new(format!("env {target}: {e}")))?;
+                Ok(Outcome::summary(format!("{target}={value}")))
+            }
             "spin" => {
                 let mut n: u64 = 0;
                 loop {
