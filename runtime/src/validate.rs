@@ -31,6 +31,7 @@ pub fn check_references(
     let names = registry.names(PluginKind::Step);
     let installed = Installed {
         steps: names.iter().map(String::as_str).collect(),
+        registry,
     };
     workflow.walk(&mut |step| {
         let mut templates: Vec<(String, &str, bool)> = Vec::new();
@@ -120,6 +121,15 @@ fn check_plugin(
     if installed.steps.contains(&uses) {
         return;
     }
+    if let Some(plugin) = installed.registry.get(uses) {
+        errors.push(diag(
+            workflow,
+            step,
+            format!("plugin `{uses}` is a {} plugin, not a step", plugin.kind()),
+            Some("list triggers under `triggers:` and notifiers under `notify:`".into()),
+        ));
+        return;
+    }
     let hint = match did_you_mean(uses, installed.steps.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
         None => format!(
@@ -135,9 +145,10 @@ fn check_plugin(
     ));
 }
 
-/// The step plugins a workflow may use.
+/// The step plugins a workflow may use, and the registry to say what any other name is.
 struct Installed<'a> {
     steps: Vec<&'a str>,
+    registry: &'a Registry,
 }
 
 fn collect_strings<'a>(value: &'a Value, path: &str, out: &mut dyn FnMut(String, &'a str)) {

@@ -1,4 +1,5 @@
-//! End-to-end tests: the real binary, real wasm plugins, real sled files, real processes.
+//! End-to-end tests: the real binary, real wasm plugins, real sled files, real processes; the
+//! worlds tests drive the sandbox API in process with the same real plugins.
 
 mod support;
 
@@ -13,3 +14,4 @@ mod python_plugin;
 mod sandbox;
 mod scaffold;
 mod validation;
+mod worlds;
