@@ -3,6 +3,55 @@
 use crate::support::{Sandbox, step, test_plugins};
 
 #[test]
+fn the_request_context_carries_the_environment_of_the_target_or_the_run() {
+    let sb = Sandbox::new();
+    sb.write(
+        "project/project.yaml",
+        r#"
+project: shop
+templates:
+  web:
+    actions:
+      default: { uses: echo, with: { where: "{{ env }}" } }
+environments:
+  staging:
+    assets:
+      web: { template: web, properties: { host: stg-1 } }
+"#,
+    );
+    let plugins = test_plugins().to_str().unwrap().to_string();
+    let (code, run) = sb.run_json(
+        r#"
+steps:
+  - uses: echo
+  - target: /projects/shop/environments/staging/assets/web
+    action: default
+"#,
+        &[
+            "--plugins",
+            &plugins,
+            "--project",
+            "project",
+            "--set",
+            "env=dev",
+        ],
+    );
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(
+        step(&run, "1")["outputs"]["env"],
+        "dev",
+        "the run's `env` property"
+    );
+    let inside = &step(&run, "2.1")["outputs"];
+    assert_eq!(inside["env"], "staging", "the target asset's environment");
+    assert_eq!(
+        inside["config"]["where"], "staging",
+        "`{{{{ env }}}}` agrees"
+    );
+    assert_eq!(inside["properties"]["host"], "stg-1");
+}
+
+#[test]
 fn a_plugin_from_a_directory_gets_the_documented_request() {
     let sb = Sandbox::new();
     let plugins = test_plugins().to_str().unwrap().to_string();
@@ -31,6 +80,14 @@ steps:
         serde_json::json!({"message": "eu-west-1", "nested": {"n": 1}})
     );
     assert_eq!(out["properties"]["region"], "eu-west-1");
+    assert_eq!(out["run"]["id"], run["id"]);
+    assert_eq!(out["run"]["workflow"], run["workflow"]);
+    assert_eq!(out["env"], serde_json::Value::Null, "no environment here");
+    assert_eq!(
+        out["trigger"],
+        serde_json::json!({}),
+        "a manual run has no inputs"
+    );
     assert_eq!(
         out["wrote_marker"], true,
         "the workspace is writable at its host path"

@@ -61,11 +61,7 @@ impl RunCtx {
             step_path: node.path.clone(),
             step_id: node.step.id.clone(),
             config: config.to_string(),
-            context: json!({
-                "properties": node.scope.properties,
-                "run": {"id": self.run_id, "workflow": self.workflow},
-            })
-            .to_string(),
+            context: self.request_context(node).to_string(),
             attempt,
             // The same for every attempt and after a restart, so side effects can be made
             // idempotent.
@@ -123,6 +119,25 @@ impl RunCtx {
             }
             StepOutcome::Waiting(wait) => Ok(PluginOutcome::Waiting(wait)),
         }
+    }
+
+    /// The run context a plugin gets, as the WIT documents it: `properties`, `run`, `env` (the
+    /// environment of the asset a change step runs on, or the run's `env` property) and
+    /// `trigger` (what the trigger fired with, as `{{ trigger.* }}` reads it).
+    fn request_context(&self, node: &Node) -> Value {
+        let env = node
+            .scope
+            .environment
+            .as_ref()
+            .map(|e| Value::String(e.clone()))
+            .or_else(|| self.base.get("env").cloned())
+            .unwrap_or(Value::Null);
+        json!({
+            "properties": node.scope.properties,
+            "run": self.base.get("run").cloned().unwrap_or(Value::Null),
+            "env": env,
+            "trigger": self.base.get("trigger").cloned().unwrap_or(Value::Null),
+        })
     }
 
     /// A call whose plugin must complete (no waiting), as most steps do.

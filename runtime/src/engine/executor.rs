@@ -58,6 +58,7 @@ pub(super) async fn execute(
     let root_scope = Arc::new(Scope {
         properties: top,
         dir: spec.source_dir.clone(),
+        environment: None,
     });
     let nodes = match planner.plan(&workflow.steps, &root_scope) {
         Ok(nodes) => nodes,

@@ -8,11 +8,24 @@ use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// What a subtree sees as `properties`, and where its files are.
+/// What a subtree sees as `properties` and `env`, and where its files are.
 #[derive(Debug)]
 pub struct Scope {
     pub properties: Map<String, Value>,
     pub dir: Option<PathBuf>,
+    /// The environment of the asset a `change` step runs on; outside one, the run's own `env`
+    /// property (if it has one) stands.
+    pub environment: Option<String>,
+}
+
+impl Scope {
+    /// Puts this scope's `properties` (and `env`, inside a change) into a template context.
+    pub fn enter(&self, ctx: &mut Map<String, Value>) {
+        ctx.insert("properties".into(), Value::Object(self.properties.clone()));
+        if let Some(environment) = &self.environment {
+            ctx.insert("env".into(), Value::String(environment.clone()));
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -192,6 +205,7 @@ impl Planner<'_> {
         let scope = Arc::new(Scope {
             properties,
             dir: resolved.dir,
+            environment: Some(resolved.environment.clone()),
         });
         let mut record = StepRun::new(
             path.clone(),
@@ -215,7 +229,7 @@ impl Planner<'_> {
     fn scope_context(&self, scope: &Scope) -> Value {
         let mut ctx = self.context.clone();
         if let Value::Object(map) = &mut ctx {
-            map.insert("properties".into(), Value::Object(scope.properties.clone()));
+            scope.enter(map);
         }
         ctx
     }

@@ -54,7 +54,7 @@ pub(super) fn find<'a>(steps: &'a [StepRun], path: &str) -> Option<&'a StepRun> 
 impl RunCtx {
     pub fn template_context(&self, scope: &Scope) -> Value {
         let mut ctx = self.base.clone();
-        ctx.insert("properties".into(), Value::Object(scope.properties.clone()));
+        scope.enter(&mut ctx);
         ctx.insert(
             "steps".into(),
             Value::Object(self.state.lock().unwrap().by_id.clone()),

@@ -25,6 +25,9 @@ impl Step for Echo {
             )
             .with_output("wrote_marker", marker.exists())
             .with_output("properties", ctx.properties().clone())
+            .with_output("env", ctx.env().clone())
+            .with_output("trigger", ctx.trigger().clone())
+            .with_output("run", ctx.lookup("/run").cloned())
             .with_output("config", config))
     }
 }
