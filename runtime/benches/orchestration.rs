@@ -6,9 +6,10 @@ use common::{median, ms, us, verdict};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmops::engine::{Engine, RunSpec};
+use wasmops::engine::Engine;
 use wasmops::plugins::Registry;
-use wasmops::runs::{RunStatus, Trigger};
+use wasmops::records::RunSpec;
+use wasmops::records::{RunStatus, Trigger};
 use wasmops::store::Store;
 use wasmops_sandbox::{Sandbox, SandboxOptions};
 

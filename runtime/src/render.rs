@@ -1,7 +1,7 @@
 //! Text output of a run, as ops0's "Execution Result" shows it: step results, total duration,
 //! trigger, and a timeline when a stage ran in parallel.
 
-use crate::runs::{Run, RunStatus, StepRun, StepStatus};
+use crate::records::{Run, RunStatus, StepRun, StepStatus};
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
 

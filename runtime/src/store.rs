@@ -1,8 +1,8 @@
 //! Durable state in sled: runs, their step records and step logs. Every state change is flushed
 //! before it is acknowledged, so a crash never loses what a user was told.
 
-use crate::runs::LogLine;
-use crate::runs::{Run, StepRun, assemble_tree};
+use crate::records::LogLine;
+use crate::records::{Run, StepRun, assemble_tree};
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -86,13 +86,13 @@ impl Store {
         Ok(())
     }
 
-    pub fn put_spec(&self, run_id: &str, spec: &crate::engine::RunSpec) -> Result<()> {
+    pub fn put_spec(&self, run_id: &str, spec: &crate::records::RunSpec) -> Result<()> {
         self.specs
             .insert(run_id.as_bytes(), serde_json::to_vec(spec)?)?;
         Ok(())
     }
 
-    pub fn load_spec(&self, run_id: &str) -> Result<Option<crate::engine::RunSpec>> {
+    pub fn load_spec(&self, run_id: &str) -> Result<Option<crate::records::RunSpec>> {
         match self.specs.get(run_id.as_bytes())? {
             Some(bytes) => Ok(Some(
                 serde_json::from_slice(&bytes).context("corrupt run spec")?,

@@ -2,10 +2,10 @@
 
 use super::{LocalOpts, Output};
 use crate::config::Config;
-use crate::engine::{Engine, RunSpec};
+use crate::engine::Engine;
 use crate::plugins::Registry;
 use crate::project::Projects;
-use crate::runs::{RunStatus, Trigger};
+use crate::records::{RunSpec, RunStatus, Trigger};
 use crate::store::Store;
 use crate::workflow::{Workflow, parse_workflow};
 use anyhow::{Context, Result, anyhow, bail};
@@ -269,7 +269,7 @@ fn local_registry(local: &LocalOpts, cache_dir: Option<std::path::PathBuf>) -> R
     Registry::load(sandbox, Some(&local.data), local.plugins.as_deref()).map_err(|e| anyhow!(e))
 }
 
-fn print_run(run: &crate::runs::Run, output: Output) -> Result<()> {
+fn print_run(run: &crate::records::Run, output: Output) -> Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(run)?),
         Output::Text => print!("{}", crate::render::run_text(run)),

@@ -2,7 +2,7 @@
 
 use super::Output;
 use crate::project::ProjectSource;
-use crate::runs::{Run, RunStatus};
+use crate::records::{Run, RunStatus};
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 use std::path::Path;
@@ -102,7 +102,7 @@ impl Client {
 }
 
 fn workflow_api_path(path: &str) -> Result<String> {
-    match crate::catalog::split_workflow_path(path) {
+    match crate::records::split_workflow_path(path) {
         Some((p, w)) => Ok(format!("/api/v1/projects/{p}/workflows/{w}")),
         None => {
             bail!("`{path}` is not a workflow path; write /projects/PROJECT/workflows/WORKFLOW")

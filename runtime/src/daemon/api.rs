@@ -1,10 +1,13 @@
 //! The REST API under `/api/v1`: JSON in and out, bearer-token auth, `{error, detail}` errors.
 
 use super::auth::{self, ConfigDirectory};
-use crate::catalog::{Catalog, Version, WorkflowRecord, split_workflow_path, workflow_path};
-use crate::engine::{Actor, DecisionInput, Engine, EngineError, RunSpec};
+use crate::catalog::Catalog;
+use crate::engine::{DecisionInput, Engine, EngineError};
+use crate::identity::Actor;
 use crate::project::{ProjectSource, Projects};
-use crate::runs::{RunStatus, Trigger};
+use crate::records::RunSpec;
+use crate::records::{RunStatus, Trigger};
+use crate::records::{Version, WorkflowRecord, split_workflow_path, workflow_path};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;

@@ -2,7 +2,7 @@
 //! their groups. The directory is a trait so an LDAP server can stand in for the config file.
 
 use crate::config::User;
-use crate::engine::Actor;
+use crate::identity::Actor;
 use sha2::{Digest, Sha256};
 
 /// Where group membership comes from.

@@ -1,11 +1,10 @@
 //! `workflow` steps: one child run of a published workflow per property override, sequential or
 //! parallel, each a run of its own linked to the step that started it.
 
-use super::RunSpec;
 use super::plan::Node;
 use super::records::{Done, RunCtx};
-use crate::catalog::split_workflow_path;
-use crate::runs::{Run, RunStatus, Trigger};
+use crate::records::{Run, RunStatus, Trigger};
+use crate::records::{RunSpec, split_workflow_path};
 use crate::workflow::{RunAs, StepKind, template};
 use serde_json::{Map, Value, json};
 

@@ -2,10 +2,10 @@
 //! durable record write for every state change. Steps a previous attempt of the run completed are
 //! kept, so the same walk serves a first run, a resumed run and a retry.
 
+use super::Engine;
 use super::plan::{Action, Node, Planner, Scope};
 use super::records::{Done, RunCtx, RunState, find};
-use super::{Engine, RunSpec};
-use crate::runs::{RunStatus, StepRun, StepStatus};
+use crate::records::{RunSpec, RunStatus, StepRun, StepStatus};
 use crate::workflow::{RunAs, template};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
@@ -116,7 +116,7 @@ fn cancel_children<'a>(
 ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
     Box::pin(async move {
         let prefix = format!("{run_id}/");
-        let children: Vec<crate::runs::Run> = engine
+        let children: Vec<crate::records::Run> = engine
             .store
             .list_runs()?
             .into_iter()
@@ -223,7 +223,7 @@ fn keep_completed(
 
 async fn finish(
     engine: &Engine,
-    mut run: crate::runs::Run,
+    mut run: crate::records::Run,
     started: Instant,
     workspace: &std::path::Path,
 ) -> anyhow::Result<()> {

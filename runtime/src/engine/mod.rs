@@ -9,16 +9,16 @@ mod plan;
 mod records;
 mod waits;
 
-pub use waits::{Actor, DecisionInput, find_by_path_or_id};
+pub use waits::{DecisionInput, find_by_path_or_id};
 
 use crate::plugins::Registry;
 use crate::project::Projects;
-use crate::runs::{Run, RunStatus, Trigger, new_run_id};
+use crate::records::{Run, RunSpec, RunStatus, new_run_id};
 use crate::store::Store;
 use crate::workflow::Workflow;
 use records::RunCtx;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -72,25 +72,6 @@ pub struct RunEvent {
     pub run: String,
     pub kind: &'static str,
     pub data: Value,
-}
-
-/// Everything needed to (re)start a run, stored with it so a restart or a retry plans the very
-/// same workflow version.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunSpec {
-    pub workflow_yaml: String,
-    /// Shown in errors: the file or the workflow path.
-    pub file: String,
-    /// The workflow's path, or its name when run from a file.
-    pub label: String,
-    pub version: Option<u32>,
-    /// Where relative paths in the workflow (script files…) are resolved.
-    pub source_dir: Option<PathBuf>,
-    pub overrides: Map<String, Value>,
-    pub trigger: Trigger,
-    /// Whether the run record names its file (`wasmops run FILE`).
-    #[serde(default)]
-    pub from_file: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

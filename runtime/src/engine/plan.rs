@@ -2,7 +2,7 @@
 //! resolved to their template actions, condition branches laid out, paths assigned.
 
 use crate::project::{Projects, merge};
-use crate::runs::StepRun;
+use crate::records::StepRun;
 use crate::workflow::{RunAs, Step, StepKind, template};
 use serde_json::{Map, Value};
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 
 use super::Engine;
 use super::plan::{Node, Scope};
-use crate::runs::{Run, RunStatus, StepRun, StepStatus, find_step_mut};
+use crate::records::{Run, RunStatus, StepRun, StepStatus, find_step_mut};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -122,7 +122,7 @@ impl RunCtx {
     }
 
     pub fn log(&self, node: &Node, stream: &str, text: &str) {
-        let line = crate::runs::LogLine {
+        let line = crate::records::LogLine {
             ts: Utc::now().timestamp_millis(),
             stream: stream.into(),
             text: self.redactor.redact(text),

@@ -5,18 +5,12 @@ use super::call::{CallKind, PluginOutcome};
 use super::plan::Node;
 use super::records::{Done, RunCtx};
 use super::{Engine, EngineError};
-use crate::runs::{DecisionRecord, RunStatus, StepRun, StepStatus, WaitState};
+use crate::identity::Actor;
+use crate::records::{DecisionRecord, RunStatus, StepRun, StepStatus, WaitState};
 use crate::workflow::{Approvers, OnTimeout, StepKind};
 use chrono::Utc;
 use serde_json::{Value, json};
 use wasmops_sandbox::{Decision, DecisionKind, WaitRequest};
-
-/// Who is acting, with the groups the directory gives them.
-#[derive(Clone, Debug)]
-pub struct Actor {
-    pub name: String,
-    pub groups: Vec<String>,
-}
 
 #[derive(Clone, Debug)]
 pub struct DecisionInput {

@@ -1,9 +1,11 @@
-//! Run records: a run and its tree of step runs, as stored, shown and returned by the API.
+//! Run records: a run and its tree of step runs, as stored, shown and returned by the API, and
+//! the spec a run is (re)started from.
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::path::PathBuf;
 
 /// One line of a step's log, as the sandbox records it.
 pub use wasmops_sandbox::LogLine;
@@ -199,6 +201,25 @@ impl StepRun {
             ..self.clone()
         }
     }
+}
+
+/// Everything needed to (re)start a run, stored with it so a restart or a retry plans the very
+/// same workflow version.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub workflow_yaml: String,
+    /// Shown in errors: the file or the workflow path.
+    pub file: String,
+    /// The workflow's path, or its name when run from a file.
+    pub label: String,
+    pub version: Option<u32>,
+    /// Where relative paths in the workflow (script files…) are resolved.
+    pub source_dir: Option<PathBuf>,
+    pub overrides: Map<String, Value>,
+    pub trigger: Trigger,
+    /// Whether the run record names its file (`wasmops run FILE`).
+    #[serde(default)]
+    pub from_file: bool,
 }
 
 /// `wfr_` + 8 lowercase alphanumerics.
