@@ -10,7 +10,7 @@ use wasmops::engine::Engine;
 use wasmops::plugins::Registry;
 use wasmops::records::RunSpec;
 use wasmops::records::{RunStatus, Trigger};
-use wasmops::store::Store;
+use wasmops::store::SledStore;
 use wasmops_sandbox::{Sandbox, SandboxOptions};
 
 fn main() {
@@ -71,7 +71,7 @@ fn engine(dir: &std::path::Path) -> Arc<Engine> {
     Arc::new(Engine {
         registry: Arc::new(Registry::builtin(sandbox.clone()).unwrap()),
         sandbox,
-        store: Store::open(dir).unwrap(),
+        runs: Arc::new(SledStore::open(dir).unwrap()),
         projects: Default::default(),
         workspaces: dir.join("workspaces"),
         human_steps: false,

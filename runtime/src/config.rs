@@ -19,6 +19,9 @@ pub struct Config {
     pub secrets: BTreeMap<String, String>,
     #[serde(default)]
     pub sandbox: wasmops_sandbox::SandboxSettings,
+    /// Which backend keeps runs and the catalog (`[store] type = "sled"`, the default).
+    #[serde(default)]
+    pub store: crate::store::StoreConfig,
     /// Per-plugin narrowing of what plugin.toml requests.
     #[serde(default)]
     pub plugins: BTreeMap<String, wasmops_sandbox::OperatorGrant>,

@@ -911,3 +911,76 @@ fn retrying_a_parent_retries_its_failed_child_runs() {
         "no second child was started"
     );
 }
+
+#[test]
+fn runs_are_listed_a_page_at_a_time_by_the_store() {
+    let (_sb, d) = daemon_with_hello_world();
+    publish(
+        &d,
+        "hello_world",
+        "quick",
+        "concurrency: 5\nsteps:\n  - uses: noop\n",
+    );
+    let ids: Vec<String> = (0..5)
+        .map(|_| start(&d, "/projects/hello_world/workflows/quick", json!({})))
+        .collect();
+    for id in &ids {
+        d.wait_status(id, "succeeded");
+    }
+
+    // Newest first, two at a time, following the Link header to the end.
+    let mut seen = Vec::new();
+    let mut next = Some(
+        "/api/v1/runs?workflow=/projects/hello_world/workflows/quick&status=succeeded&limit=2"
+            .to_string(),
+    );
+    let mut pages = 0;
+    while let Some(path) = next {
+        let (status, page, link) = d.get_page(&path);
+        assert_eq!(status, 200, "{page:#}");
+        assert!(page.as_array().unwrap().len() <= 2);
+        seen.extend(page.as_array().unwrap().iter().map(|r| {
+            let created: chrono::DateTime<chrono::Utc> =
+                r["created_at"].as_str().unwrap().parse().unwrap();
+            // The store orders by the millisecond, then by id.
+            (
+                created.timestamp_millis(),
+                r["id"].as_str().unwrap().to_string(),
+            )
+        }));
+        next = link;
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    let mut newest_first = seen.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, newest_first, "newest first, across pages");
+    let mut listed: Vec<String> = seen.into_iter().map(|(_, id)| id).collect();
+    let mut started = ids.clone();
+    listed.sort();
+    started.sort();
+    assert_eq!(listed, started, "every run once");
+
+    // The workflow's history pages the same way.
+    let (status, page, link) =
+        d.get_page("/api/v1/projects/hello_world/workflows/quick/history?limit=4");
+    assert_eq!(status, 200);
+    assert_eq!(page.as_array().unwrap().len(), 4);
+    let (_, rest, none) = d.get_page(&link.expect("a next page"));
+    assert_eq!(rest.as_array().unwrap().len(), 1);
+    assert!(none.is_none());
+
+    // Several statuses at once; a bad status, limit or cursor is a JSON 400.
+    let (_, active, _) = d.get_page("/api/v1/runs?status=queued,running,waiting");
+    assert!(active.as_array().unwrap().is_empty(), "{active:#}");
+    for bad in [
+        "/api/v1/runs?status=done",
+        "/api/v1/runs?limit=0",
+        "/api/v1/runs?limit=5000",
+        "/api/v1/runs?cursor=nonsense",
+    ] {
+        let (status, body, _) = d.get_page(bad);
+        assert_eq!(status, 400, "{bad}: {body:#}");
+        assert_eq!(body["error"], "bad request", "{bad}: {body:#}");
+    }
+}

@@ -139,6 +139,33 @@ impl Daemon {
         body
     }
 
+    /// GET as jane: the status, the JSON body, and the next page's path from a `Link` header.
+    pub fn get_page(&self, path: &str) -> (u16, Value, Option<String>) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut response = agent
+            .get(&format!("{}{path}", self.url))
+            .header("authorization", &format!("Bearer {JANE}"))
+            .call()
+            .unwrap();
+        let next = response
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix('<'))
+            .and_then(|v| v.split_once(">; rel=\"next\""))
+            .map(|(url, _)| url.to_string());
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            next,
+        )
+    }
+
     pub fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
         self.call(Some(token), "POST", path, Some(body))
     }

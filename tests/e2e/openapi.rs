@@ -1,6 +1,6 @@
-//! `docs/openapi.yaml` against the daemon: the routes in `runtime/src/daemon/api.rs` (read from
-//! its source) and the documented paths agree both ways, the document hangs together, and a real
-//! daemon's responses match the documented schemas.
+//! `docs/openapi.yaml` against the daemon: the routes its router serves (from the route table
+//! the router records as it is built) and the documented paths agree both ways, the document
+//! hangs together, and a real daemon's responses match the documented schemas.
 
 use crate::daemon_support::{Daemon, JANE};
 use crate::support::{Sandbox, repo};
@@ -20,313 +20,15 @@ fn spec() -> Value {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The router's routes, from the source text.
+// The router's routes, as the router records them while it is built.
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Ident(String),
-    Str(String),
-    Punct(char),
-    Other,
-}
-
-/// A rough Rust tokenizer: enough to skip comments, strings and char literals reliably.
-fn tokenize(src: &str) -> Vec<Tok> {
-    let chars: Vec<char> = src.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        if c.is_whitespace() {
-            i += 1;
-        } else if c == '/' && next == Some('/') {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-        } else if c == '/' && next == Some('*') {
-            i += 2;
-            while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
-                i += 1;
-            }
-            i += 2;
-        } else if c == '"' {
-            let mut s = String::new();
-            i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                if chars[i] == '\\' && i + 1 < chars.len() {
-                    i += 1;
-                }
-                s.push(chars[i]);
-                i += 1;
-            }
-            i += 1;
-            out.push(Tok::Str(s));
-        } else if c == 'r' && (next == Some('"') || next == Some('#')) && {
-            let mut j = i + 1;
-            while chars.get(j) == Some(&'#') {
-                j += 1;
-            }
-            chars.get(j) == Some(&'"')
-        } {
-            let mut j = i + 1;
-            let mut hashes = 0;
-            while chars[j] == '#' {
-                hashes += 1;
-                j += 1;
-            }
-            j += 1;
-            let start = j;
-            let close: String = std::iter::once('"')
-                .chain("#".repeat(hashes).chars())
-                .collect();
-            let close: Vec<char> = close.chars().collect();
-            while j < chars.len() && chars[j..].iter().take(close.len()).ne(close.iter()) {
-                j += 1;
-            }
-            out.push(Tok::Str(chars[start..j].iter().collect()));
-            i = j + close.len();
-        } else if c == '\'' {
-            // A char literal ('x', '\n', '\u{..}') or a lifetime ('a).
-            if next == Some('\\') {
-                i += 2;
-                while i < chars.len() && chars[i] != '\'' {
-                    i += 1;
-                }
-                i += 1;
-                out.push(Tok::Other);
-            } else if chars.get(i + 2) == Some(&'\'') {
-                i += 3;
-                out.push(Tok::Other);
-            } else {
-                i += 1;
-                out.push(Tok::Punct('\''));
-            }
-        } else if c.is_alphabetic() || c == '_' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                i += 1;
-            }
-            out.push(Tok::Ident(chars[start..i].iter().collect()));
-        } else if c.is_ascii_digit() {
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                i += 1;
-            }
-            out.push(Tok::Other);
-        } else {
-            out.push(Tok::Punct(c));
-            i += 1;
-        }
-    }
-    out
-}
-
-fn is_punct(t: &Tok, c: char) -> bool {
-    *t == Tok::Punct(c)
-}
-
-fn is_ident(t: &Tok, name: &str) -> bool {
-    matches!(t, Tok::Ident(s) if s == name)
-}
-
-/// The index of the bracket closing the one at `open`.
-fn closing(toks: &[Tok], open: usize) -> usize {
-    let mut depth = 0i32;
-    for (i, t) in toks.iter().enumerate().skip(open) {
-        match t {
-            Tok::Punct('(' | '[' | '{') => depth += 1,
-            Tok::Punct(')' | ']' | '}') => {
-                depth -= 1;
-                if depth == 0 {
-                    return i;
-                }
-            }
-            _ => {}
-        }
-    }
-    panic!("unbalanced brackets in api.rs");
-}
-
-/// `.NAME(` calls in `toks`, as the index of the `(`.
-fn method_calls(toks: &[Tok], name: &str) -> Vec<usize> {
-    (0..toks.len().saturating_sub(2))
-        .filter(|&i| {
-            is_punct(&toks[i], '.') && is_ident(&toks[i + 1], name) && is_punct(&toks[i + 2], '(')
-        })
-        .map(|i| i + 2)
-        .collect()
-}
-
-/// The arguments of a call: the tokens between `(` at `open` and its `)`, split at top-level commas.
-fn arguments(toks: &[Tok], open: usize) -> Vec<&[Tok]> {
-    let close = closing(toks, open);
-    let mut args = Vec::new();
-    let mut depth = 0;
-    let mut start = open + 1;
-    for i in open + 1..close {
-        match &toks[i] {
-            Tok::Punct('(' | '[' | '{') => depth += 1,
-            Tok::Punct(')' | ']' | '}') => depth -= 1,
-            Tok::Punct(',') if depth == 0 => {
-                args.push(&toks[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    if start < close {
-        args.push(&toks[start..close]);
-    }
-    args
-}
-
-/// Every (METHOD, full path) the router in api.rs serves, with nest prefixes applied.
-fn source_routes() -> BTreeSet<(String, String)> {
-    let file = repo().join("runtime/src/daemon/api.rs");
-    let src = std::fs::read_to_string(&file).unwrap();
-    let toks = tokenize(&src);
-    let at = (0..toks.len() - 1)
-        .find(|&i| is_ident(&toks[i], "fn") && is_ident(&toks[i + 1], "router"))
-        .expect("api.rs has no `fn router`");
-    let open = (at..toks.len()).find(|&i| is_punct(&toks[i], '{')).unwrap();
-    let close = closing(&toks, open);
-    let body = &toks[open + 1..close];
-    assert_eq!(
-        method_calls(&toks, "route").len(),
-        method_calls(body, "route").len(),
-        "api.rs has `.route(` calls outside `fn router`; teach this test where they go"
-    );
-    for unsupported in ["route_service", "nest_service", "route_layer"] {
-        assert!(
-            method_calls(body, unsupported).is_empty(),
-            "`fn router` uses `.{unsupported}(`; teach this test about it"
-        );
-    }
-
-    // Statements at depth 0: `let NAME = Router::new()…;` builds a sub-router; the tail is the root.
-    let mut statements: Vec<&[Tok]> = Vec::new();
-    let mut depth = 0;
-    let mut start = 0;
-    for (i, t) in body.iter().enumerate() {
-        match t {
-            Tok::Punct('(' | '[' | '{') => depth += 1,
-            Tok::Punct(')' | ']' | '}') => depth -= 1,
-            Tok::Punct(';') if depth == 0 => {
-                statements.push(&body[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    statements.push(&body[start..]);
-
-    // (binding or None for the root, route path, methods)
-    let mut routes: Vec<(Option<String>, String, Vec<String>)> = Vec::new();
-    // (parent binding, prefix, child binding)
-    let mut mounts: Vec<(Option<String>, String, String)> = Vec::new();
-    for stmt in statements {
-        let binding = match stmt {
-            [
-                Tok::Ident(l),
-                Tok::Ident(m),
-                Tok::Ident(name),
-                Tok::Punct('='),
-                ..,
-            ] if l == "let" && m == "mut" => Some(name.clone()),
-            [Tok::Ident(l), Tok::Ident(name), Tok::Punct('='), ..] if l == "let" => {
-                Some(name.clone())
-            }
-            _ => None,
-        };
-        for open in method_calls(stmt, "route") {
-            let args = arguments(stmt, open);
-            let [path, handlers] = args[..] else {
-                panic!("`.route(` with {} arguments", args.len());
-            };
-            let [Tok::Str(path)] = path else {
-                panic!("a route path that is not a string literal: {path:?}");
-            };
-            let mut methods = Vec::new();
-            let mut depth = 0;
-            for (i, t) in handlers.iter().enumerate() {
-                match t {
-                    Tok::Punct('(' | '[' | '{') => depth += 1,
-                    Tok::Punct(')' | ']' | '}') => depth -= 1,
-                    Tok::Ident(name)
-                        if depth == 0 && handlers.get(i + 1) == Some(&Tok::Punct('(')) =>
-                    {
-                        if METHODS.contains(&name.as_str()) {
-                            methods.push(name.to_uppercase());
-                        } else if ["any", "on", "method_routing", "any_service", "get_service"]
-                            .contains(&name.as_str())
-                        {
-                            panic!("route {path} uses `{name}(`; teach this test about it");
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            assert!(
-                !methods.is_empty(),
-                "route {path}: no methods found in {handlers:?}"
-            );
-            routes.push((binding.clone(), path.clone(), methods));
-        }
-        for (kind, open) in method_calls(stmt, "nest")
-            .into_iter()
-            .map(|o| ("nest", o))
-            .chain(
-                method_calls(stmt, "merge")
-                    .into_iter()
-                    .map(|o| ("merge", o)),
-            )
-        {
-            let args = arguments(stmt, open);
-            let (prefix, child) = match (kind, &args[..]) {
-                ("nest", [[Tok::Str(prefix)], [Tok::Ident(child)]]) => {
-                    (prefix.clone(), child.clone())
-                }
-                ("merge", [[Tok::Ident(child)]]) => (String::new(), child.clone()),
-                _ => panic!("`.{kind}(` with arguments this test cannot follow: {args:?}"),
-            };
-            mounts.push((binding.clone(), prefix, child));
-        }
-    }
-
-    fn prefix_of(
-        binding: &Option<String>,
-        mounts: &[(Option<String>, String, String)],
-        hops: u32,
-    ) -> String {
-        assert!(hops < 16, "routers nested in a cycle?");
-        match binding {
-            None => String::new(),
-            Some(name) => {
-                let (parent, prefix, _) = mounts
-                    .iter()
-                    .find(|(_, _, child)| child == name)
-                    .unwrap_or_else(|| {
-                        panic!("router `{name}` has routes but is never nested or merged")
-                    });
-                prefix_of(parent, mounts, hops + 1) + prefix
-            }
-        }
-    }
-
+fn served_routes() -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
-    for (binding, path, methods) in routes {
-        let prefix = prefix_of(&binding, &mounts, 0);
-        let full = if path == "/" && !prefix.is_empty() {
-            prefix
-        } else {
-            prefix + &path
-        };
-        for m in methods {
-            assert!(
-                out.insert((m.clone(), full.clone())),
-                "{m} {full} is routed twice"
-            );
-        }
+    for (method, path) in wasmops::daemon::api::route_table() {
+        assert!(
+            out.insert((method.clone(), path.clone())),
+            "{method} {path} is routed twice"
+        );
     }
     out
 }
@@ -346,7 +48,7 @@ fn documented_routes(doc: &Value) -> BTreeSet<(String, String)> {
 #[test]
 fn the_document_and_the_router_list_the_same_routes() {
     let doc = spec();
-    let served = source_routes();
+    let served = served_routes();
     let documented = documented_routes(&doc);
     assert!(
         served.contains(&("GET".into(), "/healthz".into()))
@@ -357,7 +59,7 @@ fn the_document_and_the_router_list_the_same_routes() {
     let unserved: Vec<_> = documented.difference(&served).collect();
     assert!(
         undocumented.is_empty() && unserved.is_empty(),
-        "docs/openapi.yaml and runtime/src/daemon/api.rs disagree\n\
+        "docs/openapi.yaml and the daemon's router disagree\n\
          routed but not documented: {undocumented:#?}\n\
          documented but not routed: {unserved:#?}"
     );

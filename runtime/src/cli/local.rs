@@ -6,7 +6,7 @@ use crate::engine::Engine;
 use crate::plugins::Registry;
 use crate::project::Projects;
 use crate::records::{RunSpec, RunStatus, Trigger};
-use crate::store::Store;
+use crate::store::{RunQuery, RunStore, SledStore};
 use crate::workflow::{Workflow, parse_workflow};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value};
@@ -40,12 +40,12 @@ pub async fn run(
         Ok(wf) => wf,
         Err(code) => return Ok(code),
     };
-    let store = Store::open(&local.data)
+    let runs = open_runs(local)
         .context("is a daemon or another run using this data directory? pass --data DIR")?;
     let engine = Arc::new(Engine {
         sandbox,
         registry: Arc::new(registry),
-        store,
+        runs,
         projects: std::sync::RwLock::new(Arc::new(projects)),
         workspaces: local.data.join("workspaces"),
         human_steps: false,
@@ -100,9 +100,23 @@ pub fn validate(file: &Path, project: Option<&Path>, local: &LocalOpts) -> Resul
     }
 }
 
-pub fn runs_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
-    let store = Store::open(&local.data)?;
-    let runs = store.list_runs()?;
+/// The embedded store in the data directory.
+fn open_runs(local: &LocalOpts) -> Result<Arc<dyn RunStore>> {
+    Ok(Arc::new(SledStore::open(&local.data)?))
+}
+
+pub async fn runs_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
+    let store = open_runs(local)?;
+    let mut runs = Vec::new();
+    let mut query = RunQuery::default().all();
+    loop {
+        let page = store.list(&query).await?;
+        runs.extend(page.runs);
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => break,
+        }
+    }
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
         Output::Text => {
@@ -114,7 +128,7 @@ pub fn runs_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
                 println!(
                     "{}  {:<10} {:<8} {}  {}",
                     run.id,
-                    format!("{:?}", run.status).to_lowercase(),
+                    run.status.as_str(),
                     took,
                     run.created_at.format("%Y-%m-%d %H:%M:%S"),
                     run.workflow
@@ -125,19 +139,21 @@ pub fn runs_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn runs_show(id: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
-    let store = Store::open(&local.data)?;
+pub async fn runs_show(id: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
+    let store = open_runs(local)?;
     let run = store
-        .load_run(id)?
+        .run(id)
+        .await?
         .ok_or_else(|| anyhow!("no run `{id}` in {}", local.data.display()))?;
     print_run(&run, output)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn runs_logs(id: &str, step: Option<&str>, local: &LocalOpts) -> Result<ExitCode> {
-    let store = Store::open(&local.data)?;
+pub async fn runs_logs(id: &str, step: Option<&str>, local: &LocalOpts) -> Result<ExitCode> {
+    let store = open_runs(local)?;
     let run = store
-        .load_run(id)?
+        .run(id)
+        .await?
         .ok_or_else(|| anyhow!("no run `{id}` in {}", local.data.display()))?;
     let path = match step {
         None => None,
@@ -147,7 +163,7 @@ pub fn runs_logs(id: &str, step: Option<&str>, local: &LocalOpts) -> Result<Exit
                 .ok_or_else(|| anyhow!("run `{id}` has no step with path or id `{s}`"))?,
         ),
     };
-    for (path, line) in store.logs(id, path.as_deref())? {
+    for (path, line) in store.logs(id, path.as_deref()).await? {
         println!("[{path}] {}: {}", line.stream, line.text);
     }
     Ok(ExitCode::SUCCESS)

@@ -316,7 +316,7 @@ pub fn main() -> ExitCode {
                 RunsCommand::List { server, output, .. } if server.server.is_some() => {
                     remote::runs("list", None, None, output, &server)
                 }
-                RunsCommand::List { local, output, .. } => local::runs_list(&local, output),
+                RunsCommand::List { local, output, .. } => local::runs_list(&local, output).await,
                 RunsCommand::Show {
                     id, server, output, ..
                 } if server.server.is_some() => {
@@ -324,7 +324,7 @@ pub fn main() -> ExitCode {
                 }
                 RunsCommand::Show {
                     id, local, output, ..
-                } => local::runs_show(&id, &local, output),
+                } => local::runs_show(&id, &local, output).await,
                 RunsCommand::Logs {
                     id, step, server, ..
                 } if server.server.is_some() => {
@@ -332,7 +332,7 @@ pub fn main() -> ExitCode {
                 }
                 RunsCommand::Logs {
                     id, step, local, ..
-                } => local::runs_logs(&id, step.as_deref(), &local),
+                } => local::runs_logs(&id, step.as_deref(), &local).await,
                 RunsCommand::Cancel { id, server, output } => {
                     remote::runs("cancel", Some(&id), None, output, &server)
                 }

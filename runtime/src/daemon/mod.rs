@@ -4,10 +4,11 @@
 pub mod api;
 pub mod auth;
 
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::plugins::Registry;
-use crate::store::Store;
+use crate::store::{StoreConfig, Stores};
 use anyhow::{Context, Result, anyhow};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,8 +40,12 @@ pub async fn up(opts: UpOptions) -> Result<()> {
     if users.is_empty() {
         users.push(local_admin(&data)?);
     }
-    let store = Store::open(&data).context("is another daemon using this data directory?")?;
-    let catalog = store.catalog()?;
+    let stores = Stores::open(&config.store, &data)
+        .context("is another daemon using this data directory?")?;
+    if matches!(config.store, StoreConfig::Memory) {
+        eprintln!("warning: [store] type = \"memory\": nothing survives this process");
+    }
+    let catalog = Catalog::new(stores.catalog.clone());
     let secrets = config.secrets().map_err(|e| anyhow!(e))?;
     let sandbox = config
         .sandbox(Some(data.join("plugin-cache")), secrets)
@@ -62,14 +67,14 @@ pub async fn up(opts: UpOptions) -> Result<()> {
     let engine = Arc::new(Engine {
         sandbox,
         registry: Arc::new(registry),
-        store,
-        projects: std::sync::RwLock::new(Arc::new(catalog.projects()?)),
+        runs: stores.runs,
+        projects: std::sync::RwLock::new(Arc::new(catalog.projects().await?)),
         workspaces: data.join("workspaces"),
         human_steps: true,
-        catalog: Some(catalog.clone()),
+        catalog: Some(stores.catalog),
         live: Default::default(),
     });
-    let resumed = engine.recover()?;
+    let resumed = engine.recover().await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

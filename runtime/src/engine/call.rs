@@ -84,7 +84,11 @@ impl RunCtx {
             }
         };
         let lines = log.drain();
-        if let Err(e) = engine.store.append_logs(&self.run_id, &node.path, &lines) {
+        if let Err(e) = engine
+            .runs
+            .append_logs(&self.run_id, &node.path, &lines)
+            .await
+        {
             tracing::error!(run = %self.run_id, "cannot store logs: {e:#}");
         }
         match result.map_err(|failure| failure.to_string())? {

@@ -5,6 +5,7 @@ use super::plan::Node;
 use super::records::{Done, RunCtx};
 use crate::records::{Run, RunStatus, Trigger};
 use crate::records::{RunSpec, split_workflow_path};
+use crate::store::RunQuery;
 use crate::workflow::{RunAs, StepKind, template};
 use serde_json::{Map, Value, json};
 
@@ -42,7 +43,8 @@ impl RunCtx {
         split_workflow_path(&target)
             .ok_or_else(|| format!("`{target}` is not /projects/P/workflows/W"))?;
         let record = catalog
-            .get(&target)
+            .workflow(&target)
+            .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("workflow {target} does not exist"))?;
         let published = match version {
@@ -70,16 +72,17 @@ impl RunCtx {
                 .collect::<Result<_, _>>()?
         };
         let parent = format!("{}/{}", self.run_id, node.path);
+        let query = RunQuery {
+            parent: Some(parent.clone()),
+            ..RunQuery::default()
+        };
         let existing: Vec<Run> = self
             .engine
-            .store
-            .list_runs()
+            .runs
+            .list(&query.all())
+            .await
             .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|r| {
-                r.trigger.inputs.get("parent").and_then(Value::as_str) == Some(parent.as_str())
-            })
-            .collect();
+            .runs;
         let mut ids = Vec::new();
         for (index, overrides) in overrides.into_iter().enumerate() {
             // After a restart, the children this step already started are picked up, not doubled.
@@ -158,18 +161,27 @@ impl RunCtx {
     /// Runs a child to its end. A child that failed or was cancelled in an earlier attempt of
     /// this step is retried (its completed steps kept), as retrying the parent promises.
     async fn drive_child(&self, id: &str) -> Result<RunStatus, String> {
-        let mut run = self.engine.load(id).map_err(|e| e.to_string())?;
+        let mut run = self.engine.load(id).await.map_err(|e| e.to_string())?;
         if matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
             run.status = RunStatus::Queued;
             run.finished_at = None;
             run.error = None;
-            self.engine.store.put_run(&run).map_err(|e| e.to_string())?;
+            self.engine
+                .runs
+                .put(id, Some(&run), &[])
+                .await
+                .map_err(|e| e.to_string())?;
         }
         if run.status != RunStatus::Succeeded {
             Box::pin(self.engine.drive(id))
                 .await
                 .map_err(|e| format!("child run {id}: {e:#}"))?;
         }
-        Ok(self.engine.load(id).map_err(|e| e.to_string())?.status)
+        Ok(self
+            .engine
+            .load(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .status)
     }
 }

@@ -6,6 +6,7 @@ use super::Engine;
 use super::plan::{Action, Node, Planner, Scope};
 use super::records::{Done, RunCtx, RunState, find};
 use crate::records::{RunSpec, RunStatus, StepRun, StepStatus};
+use crate::store::RunQuery;
 use crate::workflow::{RunAs, template};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
@@ -19,7 +20,7 @@ pub(super) async fn execute(
     spec: RunSpec,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut run = engine.load(run_id)?;
+    let mut run = engine.load(run_id).await?;
     let workspace = engine.workspaces.join(&run.id);
     std::fs::create_dir_all(&workspace)?;
     let started = Instant::now();
@@ -73,9 +74,7 @@ pub(super) async fn execute(
         .iter()
         .map(|n| keep_completed(n.records(), &previous, &mut by_id))
         .collect();
-    engine.store.put_run(&run)?;
-    engine.store.put_steps(&run.id, &run.steps)?;
-    engine.store.flush().await?;
+    engine.runs.put(&run.id, Some(&run), &run.steps).await?;
 
     let ctx = Arc::new(RunCtx {
         redactor: engine.sandbox.secrets().redactor().clone(),
@@ -115,29 +114,16 @@ fn cancel_children<'a>(
     run_id: &'a str,
 ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
     Box::pin(async move {
-        let prefix = format!("{run_id}/");
-        let children: Vec<crate::records::Run> = engine
-            .store
-            .list_runs()?
-            .into_iter()
-            .filter(|r| {
-                r.trigger
-                    .inputs
-                    .get("parent")
-                    .and_then(Value::as_str)
-                    .is_some_and(|p| p.starts_with(&prefix))
-            })
-            .filter(|r| {
-                matches!(
-                    r.status,
-                    RunStatus::Queued | RunStatus::Running | RunStatus::Waiting
-                )
-            })
-            .collect();
+        let query = RunQuery {
+            parent: Some(run_id.to_string()),
+            statuses: vec![RunStatus::Queued, RunStatus::Running, RunStatus::Waiting],
+            ..RunQuery::default()
+        };
+        let children = engine.runs.list(&query.all()).await?.runs;
         for child in children {
             engine.live.runs.lock().unwrap().remove(&child.id);
             engine.live.cancels.lock().unwrap().remove(&child.id);
-            let mut run = engine.load(&child.id)?;
+            let mut run = engine.load(&child.id).await?;
             fn settle(steps: &mut [StepRun]) {
                 for step in steps {
                     if matches!(step.status, StepStatus::Running | StepStatus::Waiting) {
@@ -151,9 +137,7 @@ fn cancel_children<'a>(
             settle(&mut run.steps);
             run.status = RunStatus::Cancelled;
             run.finished_at = Some(Utc::now());
-            engine.store.put_run(&run)?;
-            engine.store.put_steps(&run.id, &run.steps)?;
-            engine.store.flush().await?;
+            engine.runs.put(&run.id, Some(&run), &run.steps).await?;
             engine.publish_run(&run);
             cancel_children(engine, &run.id).await?;
         }
@@ -166,11 +150,10 @@ pub(super) async fn mark_cancelled_before_start(
     engine: &Engine,
     run_id: &str,
 ) -> anyhow::Result<()> {
-    let mut run = engine.load(run_id)?;
+    let mut run = engine.load(run_id).await?;
     run.status = RunStatus::Cancelled;
     run.finished_at = Some(Utc::now());
-    engine.store.put_run(&run)?;
-    engine.store.flush().await?;
+    engine.runs.put(run_id, Some(&run), &[]).await?;
     engine.publish_run(&run);
     Ok(())
 }
@@ -232,9 +215,7 @@ async fn finish(
         .started_at
         .map(|s| (Utc::now() - s).num_milliseconds().max(0) as u64);
     run.duration_ms = total.or(Some(started.elapsed().as_millis() as u64));
-    engine.store.put_run(&run)?;
-    engine.store.put_steps(&run.id, &run.steps)?;
-    engine.store.flush().await?;
+    engine.runs.put(&run.id, Some(&run), &run.steps).await?;
     engine.publish_run(&run);
     // Outputs and logs are in the store; the scratch space is not needed after the run.
     if run.status == RunStatus::Succeeded {
@@ -358,7 +339,8 @@ fn run_node(ctx: Arc<RunCtx>, node: Arc<Node>) -> futures::future::BoxFuture<'st
                             "attempt {attempt} failed: {e}; retrying in {}",
                             humantime::format_duration(delay)
                         ),
-                    );
+                    )
+                    .await;
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }

@@ -14,7 +14,7 @@ pub use waits::{DecisionInput, find_by_path_or_id};
 use crate::plugins::Registry;
 use crate::project::Projects;
 use crate::records::{Run, RunSpec, RunStatus, new_run_id};
-use crate::store::Store;
+use crate::store::{CatalogStore, RunQuery, RunStore, StoreError};
 use crate::workflow::Workflow;
 use records::RunCtx;
 use serde::Serialize;
@@ -30,7 +30,8 @@ pub struct Engine {
     /// Where plugins run; it holds the operator's secrets.
     pub sandbox: Arc<wasmops_sandbox::Sandbox>,
     pub registry: Arc<Registry>,
-    pub store: Store,
+    /// Runs, their steps, specs and logs.
+    pub runs: Arc<dyn RunStore>,
     /// Replaced whole when projects are applied; a run plans against the snapshot it started with.
     pub projects: std::sync::RwLock<Arc<Projects>>,
     /// Parent of every run's workspace directory.
@@ -38,7 +39,7 @@ pub struct Engine {
     /// Whether someone can decide parked steps (the daemon's API); embedded runs fail wait steps.
     pub human_steps: bool,
     /// Published workflows, for `workflow` steps (the daemon's catalog; none when embedded).
-    pub catalog: Option<crate::catalog::Catalog>,
+    pub catalog: Option<Arc<dyn CatalogStore>>,
     pub live: LiveRuns,
 }
 
@@ -85,6 +86,8 @@ pub enum EngineError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
@@ -130,9 +133,7 @@ impl Engine {
             error: None,
             steps: Vec::new(),
         };
-        self.store.put_spec(&run.id, &spec)?;
-        self.store.put_run(&run)?;
-        self.store.flush().await?;
+        self.runs.create(&run, &spec).await?;
         Ok(run)
     }
 
@@ -156,12 +157,13 @@ impl Engine {
     pub async fn run_to_end(self: &Arc<Self>, spec: RunSpec) -> Result<Run, EngineError> {
         let run = self.create(spec).await?;
         self.drive(&run.id).await?;
-        self.load(&run.id)
+        self.load(&run.id).await
     }
 
-    pub fn load(&self, run_id: &str) -> Result<Run, EngineError> {
-        self.store
-            .load_run(run_id)?
+    pub async fn load(&self, run_id: &str) -> Result<Run, EngineError> {
+        self.runs
+            .run(run_id)
+            .await?
             .ok_or_else(|| EngineError::NotFound(format!("no run `{run_id}`")))
     }
 
@@ -169,8 +171,9 @@ impl Engine {
     /// otherwise; waiting runs queue in order), then executes or resumes it.
     pub async fn drive(self: &Arc<Self>, run_id: &str) -> anyhow::Result<()> {
         let spec = self
-            .store
-            .load_spec(run_id)?
+            .runs
+            .spec(run_id)
+            .await?
             .ok_or_else(|| anyhow::anyhow!("run `{run_id}` has no stored spec"))?;
         let concurrency = Self::parse_spec(&spec).map(|w| w.concurrency).unwrap_or(1);
         let cancel = self.cancel_token(run_id);
@@ -212,18 +215,21 @@ impl Engine {
 
     /// After a restart: queued runs start (in the order they were created) and runs that were
     /// running or waiting resume; completed steps are kept, interrupted ones run again.
-    pub fn recover(self: &Arc<Self>) -> anyhow::Result<usize> {
-        let mut pending: Vec<Run> = self
-            .store
-            .list_runs()?
-            .into_iter()
-            .filter(|r| {
-                matches!(
-                    r.status,
-                    RunStatus::Queued | RunStatus::Running | RunStatus::Waiting
-                )
-            })
-            .collect();
+    pub async fn recover(self: &Arc<Self>) -> Result<usize, EngineError> {
+        let mut pending = Vec::new();
+        let mut query = RunQuery {
+            statuses: vec![RunStatus::Queued, RunStatus::Running, RunStatus::Waiting],
+            ..RunQuery::default()
+        }
+        .all();
+        loop {
+            let page = self.runs.list(&query).await?;
+            pending.extend(page.runs);
+            match page.next {
+                Some(next) => query.cursor = Some(next),
+                None => break,
+            }
+        }
         pending.sort_by_key(|r| r.created_at);
         for run in &pending {
             self.spawn(run.id.clone());
@@ -233,7 +239,7 @@ impl Engine {
 
     /// Stops a queued, running or waiting run: running plugins and their programs are stopped.
     pub async fn cancel(&self, run_id: &str) -> Result<Run, EngineError> {
-        let run = self.load(run_id)?;
+        let run = self.load(run_id).await?;
         if !matches!(
             run.status,
             RunStatus::Queued | RunStatus::Running | RunStatus::Waiting
@@ -255,13 +261,13 @@ impl Engine {
                 )));
             }
         }
-        self.load(run_id)
+        self.load(run_id).await
     }
 
     /// Runs a failed or cancelled run again: completed steps are kept, failed and unfinished
     /// ones run again.
     pub async fn retry(self: &Arc<Self>, run_id: &str) -> Result<Run, EngineError> {
-        let mut run = self.load(run_id)?;
+        let mut run = self.load(run_id).await?;
         if !matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
             return Err(EngineError::Conflict(format!(
                 "run `{run_id}` is {}; only failed or cancelled runs can be retried",
@@ -271,8 +277,7 @@ impl Engine {
         run.status = RunStatus::Queued;
         run.finished_at = None;
         run.error = None;
-        self.store.put_run(&run)?;
-        self.store.flush().await?;
+        self.runs.put(run_id, Some(&run), &[]).await?;
         self.spawn(run_id.to_string());
         Ok(run)
     }

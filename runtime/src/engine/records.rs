@@ -88,21 +88,18 @@ impl RunCtx {
             state.run.status = status;
             state.run.clone()
         };
-        if let Err(e) = self.engine.store.put_run(&header) {
+        if let Err(e) = self.engine.runs.put(&self.run_id, Some(&header), &[]).await {
             tracing::error!(run = %self.run_id, "cannot store run: {e:#}");
         }
-        self.persist(&[]).await;
         self.engine.publish_run(&header);
     }
 
     pub async fn persist(&self, records: &[StepRun]) {
-        for record in records {
-            if let Err(e) = self.engine.store.put_step(&self.run_id, record) {
-                tracing::error!(run = %self.run_id, step = %record.path, "cannot store step: {e:#}");
-            }
+        if records.is_empty() {
+            return;
         }
-        if let Err(e) = self.engine.store.flush().await {
-            tracing::error!(run = %self.run_id, "cannot flush the store: {e:#}");
+        if let Err(e) = self.engine.runs.put(&self.run_id, None, records).await {
+            tracing::error!(run = %self.run_id, "cannot store steps: {e:#}");
         }
         // Announced only once durable, so a watcher never sees what a crash could take back.
         for record in records {
@@ -121,16 +118,20 @@ impl RunCtx {
         }
     }
 
-    pub fn log(&self, node: &Node, stream: &str, text: &str) {
+    pub async fn log(&self, node: &Node, stream: &str, text: &str) {
         let line = crate::records::LogLine {
             ts: Utc::now().timestamp_millis(),
             stream: stream.into(),
             text: self.redactor.redact(text),
         };
-        let _ = self
+        if let Err(e) = self
             .engine
-            .store
-            .append_logs(&self.run_id, &node.path, &[line]);
+            .runs
+            .append_logs(&self.run_id, &node.path, &[line])
+            .await
+        {
+            tracing::error!(run = %self.run_id, "cannot store logs: {e:#}");
+        }
     }
 
     pub async fn complete(&self, node: &Node, done: Done, elapsed: Duration) {

@@ -181,7 +181,7 @@ impl Engine {
                 input.kind
             )));
         }
-        let run = self.load(run_id)?;
+        let run = self.load(run_id).await?;
         let record = find_by_path_or_id(&run.steps, step).ok_or_else(|| {
             EngineError::NotFound(format!(
                 "run `{run_id}` has no step with path or id `{step}`"

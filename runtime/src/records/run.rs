@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// One line of a step's log, as the sandbox records it.
 pub use wasmops_sandbox::LogLine;
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     Queued,
@@ -19,6 +19,38 @@ pub enum RunStatus {
     Succeeded,
     Failed,
     Cancelled,
+}
+
+impl RunStatus {
+    /// Every state, in the order a run goes through them.
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Waiting,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    /// The name the API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Queued, running or waiting: the run has not ended.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Queued | RunStatus::Running | RunStatus::Waiting
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -95,6 +127,13 @@ pub struct Run {
     pub error: Option<String>,
     #[serde(default)]
     pub steps: Vec<StepRun>,
+}
+
+impl Run {
+    /// For a child run, `wfr_…/PATH`: the run and the step that started it.
+    pub fn parent(&self) -> Option<&str> {
+        self.trigger.inputs.get("parent").and_then(Value::as_str)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

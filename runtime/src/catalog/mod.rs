@@ -1,0 +1,292 @@
+//! The catalog service: applying projects, editing drafts, validating, publishing, duplicating,
+//! pausing and deleting workflows. Every read-modify-write runs as one transaction of the
+//! catalog store, so two publishes never get the same version and an apply lands whole.
+
+mod calls;
+
+pub use calls::called_workflows;
+
+use crate::identity::Actor;
+use crate::plugins::Registry;
+use crate::project::{ProjectSource, Projects};
+use crate::records::{Version, WorkflowRecord, workflow_path};
+use crate::store::{CatalogStore, CatalogTx, Refusal, StoreError, TxError, transact};
+use chrono::Utc;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Why a catalog request cannot be done.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The project or workflow does not validate; one problem per line.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TxError> for CatalogError {
+    fn from(e: TxError) -> CatalogError {
+        match e {
+            TxError::Refused(Refusal::NotFound(m)) => CatalogError::NotFound(m),
+            TxError::Refused(Refusal::Conflict(m)) => CatalogError::Conflict(m),
+            TxError::Refused(Refusal::Invalid(m)) => CatalogError::Invalid(m),
+            TxError::Store(e) => CatalogError::Store(e),
+        }
+    }
+}
+
+/// What an apply loaded.
+pub struct Applied {
+    /// Every project in the catalog afterwards, parsed.
+    pub projects: Projects,
+    /// The workflows whose drafts it wrote.
+    pub workflows: Vec<String>,
+}
+
+/// The catalog's operations, over a store.
+#[derive(Clone)]
+pub struct Catalog {
+    store: Arc<dyn CatalogStore>,
+}
+
+/// A fresh record for a workflow that has none yet.
+fn new_record(
+    path: &str,
+    project: &str,
+    code: &str,
+    dir: Option<std::path::PathBuf>,
+) -> WorkflowRecord {
+    let now = Utc::now();
+    WorkflowRecord {
+        path: path.to_string(),
+        project: project.to_string(),
+        code: code.to_string(),
+        draft: String::new(),
+        versions: Vec::new(),
+        paused: false,
+        source_dir: dir,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn not_found(path: &str) -> Refusal {
+    Refusal::NotFound(format!("no workflow {path}"))
+}
+
+/// The record at `path` inside a transaction, or a not-found refusal.
+fn existing(tx: &mut dyn CatalogTx, path: &str) -> Result<WorkflowRecord, TxError> {
+    Ok(tx.workflow(path)?.ok_or_else(|| not_found(path))?)
+}
+
+impl Catalog {
+    pub fn new(store: Arc<dyn CatalogStore>) -> Catalog {
+        Catalog { store }
+    }
+
+    /// Every applied project, parsed.
+    pub async fn projects(&self) -> Result<Projects, CatalogError> {
+        Projects::from_sources(&self.store.projects().await?)
+            .map_err(|e| CatalogError::Invalid(format!("stored projects no longer parse: {e}")))
+    }
+
+    /// Loads projects and their workflows in one transaction: each project replaces what was
+    /// there, each workflow file becomes its workflow's draft (published versions stay).
+    pub async fn apply(&self, sources: &[ProjectSource]) -> Result<Applied, CatalogError> {
+        Projects::from_sources(sources).map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        let mut parsed = Vec::new();
+        for source in sources {
+            let code = source
+                .parse()
+                .map(|p| p.code)
+                .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+            parsed.push((code, source));
+        }
+        let workflows = transact(self.store.as_ref(), |tx| {
+            let mut written = Vec::new();
+            for (code, source) in &parsed {
+                tx.put_project(code, source)?;
+                for (wf_code, yaml) in &source.workflows {
+                    let path = workflow_path(code, wf_code);
+                    let mut record = tx
+                        .workflow(&path)?
+                        .unwrap_or_else(|| new_record(&path, code, wf_code, source.dir.clone()));
+                    record.draft = yaml.clone();
+                    record.source_dir = source.dir.clone();
+                    record.updated_at = Utc::now();
+                    tx.put_workflow(&record)?;
+                    written.push(path);
+                }
+            }
+            Ok(written)
+        })
+        .await?;
+        Ok(Applied {
+            projects: self.projects().await?,
+            workflows,
+        })
+    }
+
+    pub async fn list(&self) -> Result<Vec<WorkflowRecord>, CatalogError> {
+        Ok(self.store.workflows().await?)
+    }
+
+    pub async fn find(&self, path: &str) -> Result<Option<WorkflowRecord>, CatalogError> {
+        Ok(self.store.workflow(path).await?)
+    }
+
+    pub async fn get(&self, path: &str) -> Result<WorkflowRecord, CatalogError> {
+        self.find(path)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("no workflow {path}")))
+    }
+
+    /// Replaces (or creates) a workflow's draft in an applied project; published versions stay.
+    pub async fn edit_draft(
+        &self,
+        projects: &Projects,
+        project: &str,
+        code: &str,
+        yaml: String,
+    ) -> Result<WorkflowRecord, CatalogError> {
+        let Some(applied) = projects.projects.get(project) else {
+            return Err(CatalogError::NotFound(format!(
+                "no project `{project}`; apply it first"
+            )));
+        };
+        let path = workflow_path(project, code);
+        Ok(transact(self.store.as_ref(), |tx| {
+            let mut record = tx
+                .workflow(&path)?
+                .unwrap_or_else(|| new_record(&path, project, code, applied.dir.clone()));
+            record.draft = yaml.clone();
+            record.updated_at = Utc::now();
+            tx.put_workflow(&record)?;
+            Ok(record)
+        })
+        .await?)
+    }
+
+    /// Every problem with `yaml` as the workflow at `path`, as `file:line:column: message`
+    /// lines: the language, references to plugins, targets and steps, and the workflows it
+    /// calls.
+    pub async fn problems(
+        &self,
+        path: &str,
+        yaml: &str,
+        registry: &Registry,
+        projects: &Projects,
+    ) -> Result<Vec<String>, CatalogError> {
+        let file = format!("{path}.yaml");
+        let workflow = match crate::workflow::parse_workflow(&file, yaml) {
+            Err(errors) => return Ok(errors.0.iter().map(ToString::to_string).collect()),
+            Ok(workflow) => workflow,
+        };
+        let mut found: Vec<String> =
+            crate::validate::check_references(&workflow, registry, projects)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+        let catalog: BTreeMap<String, WorkflowRecord> = self
+            .list()
+            .await?
+            .into_iter()
+            .map(|r| (r.path.clone(), r))
+            .collect();
+        found.extend(calls::check_calls(&catalog, path, &workflow));
+        Ok(found)
+    }
+
+    /// Validates the draft, then makes it the next version, unless the draft changed meanwhile.
+    pub async fn publish(
+        &self,
+        path: &str,
+        actor: &Actor,
+        registry: &Registry,
+        projects: &Projects,
+    ) -> Result<WorkflowRecord, CatalogError> {
+        let draft = self.get(path).await?.draft;
+        let problems = self.problems(path, &draft, registry, projects).await?;
+        if !problems.is_empty() {
+            return Err(CatalogError::Invalid(problems.join("\n")));
+        }
+        Ok(transact(self.store.as_ref(), |tx| {
+            let mut record = existing(tx, path)?;
+            if record.draft != draft {
+                return Err(Refusal::Conflict(format!(
+                    "the draft of {path} changed while it was validated; publish again"
+                ))
+                .into());
+            }
+            let number = record.latest().map_or(1, |v| v.number + 1);
+            record.versions.push(Version {
+                number,
+                yaml: draft.clone(),
+                published_at: Utc::now(),
+                published_by: actor.name.clone(),
+            });
+            record.updated_at = Utc::now();
+            tx.put_workflow(&record)?;
+            Ok(record)
+        })
+        .await?)
+    }
+
+    /// A new workflow in the same project with this one's draft and no versions.
+    pub async fn duplicate(
+        &self,
+        path: &str,
+        new_code: &str,
+    ) -> Result<WorkflowRecord, CatalogError> {
+        Ok(transact(self.store.as_ref(), |tx| {
+            let original = existing(tx, path)?;
+            let copy_path = workflow_path(&original.project, new_code);
+            if tx.workflow(&copy_path)?.is_some() {
+                return Err(Refusal::Conflict(format!("{copy_path} already exists")).into());
+            }
+            let now = Utc::now();
+            let copy = WorkflowRecord {
+                path: copy_path,
+                code: new_code.to_string(),
+                versions: Vec::new(),
+                paused: false,
+                created_at: now,
+                updated_at: now,
+                ..original
+            };
+            tx.put_workflow(&copy)?;
+            Ok(copy)
+        })
+        .await?)
+    }
+
+    /// Pauses (triggers stop firing) or resumes a workflow.
+    pub async fn set_paused(
+        &self,
+        path: &str,
+        paused: bool,
+    ) -> Result<WorkflowRecord, CatalogError> {
+        Ok(transact(self.store.as_ref(), |tx| {
+            let mut record = existing(tx, path)?;
+            record.paused = paused;
+            record.updated_at = Utc::now();
+            tx.put_workflow(&record)?;
+            Ok(record)
+        })
+        .await?)
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<(), CatalogError> {
+        let deleted = transact(self.store.as_ref(), |tx| tx.delete_workflow(path)).await?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(CatalogError::NotFound(format!("no workflow {path}")))
+        }
+    }
+}

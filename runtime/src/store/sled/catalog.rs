@@ -1,0 +1,83 @@
+//! The catalog in sled: applied projects and workflow records. A transaction runs against a
+//! staged view while holding the catalog lock, then commits its writes in one sled transaction
+//! across both trees.
+
+use super::SledStore;
+use crate::project::ProjectSource;
+use crate::records::WorkflowRecord;
+use crate::store::staged::{CatalogRead, Staged};
+use crate::store::{CatalogChange, CatalogStore, StoreError, TxError, decode, encode};
+use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use async_trait::async_trait;
+
+impl CatalogRead for SledStore {
+    fn committed_workflow(&self, path: &str) -> Result<Option<WorkflowRecord>, StoreError> {
+        match self.workflows.get(path.as_bytes())? {
+            Some(bytes) => Ok(Some(decode("workflow", path, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl SledStore {
+    fn commit_staged(&self, staged: Staged<'_>) -> Result<(), StoreError> {
+        let mut workflows = Vec::new();
+        for (path, record) in &staged.workflows {
+            workflows.push((path, record.as_ref().map(encode).transpose()?));
+        }
+        let mut projects = Vec::new();
+        for (code, source) in &staged.projects {
+            projects.push((code, encode(source)?));
+        }
+        let outcome = (&self.projects, &self.workflows).transaction(|(p, w)| {
+            for (code, source) in &projects {
+                p.insert(code.as_bytes(), source.as_slice())?;
+            }
+            for (path, record) in &workflows {
+                match record {
+                    Some(bytes) => w.insert(path.as_bytes(), bytes.as_slice())?,
+                    None => w.remove(path.as_bytes())?,
+                };
+            }
+            Ok::<(), ConflictableTransactionError<StoreError>>(())
+        });
+        outcome.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => e.into(),
+        })
+    }
+}
+
+#[async_trait]
+impl CatalogStore for SledStore {
+    async fn projects(&self) -> Result<Vec<ProjectSource>, StoreError> {
+        let mut sources = Vec::new();
+        for entry in self.projects.iter() {
+            let (code, bytes) = entry?;
+            sources.push(decode("project", &String::from_utf8_lossy(&code), &bytes)?);
+        }
+        Ok(sources)
+    }
+
+    async fn workflow(&self, path: &str) -> Result<Option<WorkflowRecord>, StoreError> {
+        self.committed_workflow(path)
+    }
+
+    async fn workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {
+        let mut records = Vec::new();
+        for entry in self.workflows.iter() {
+            let (path, bytes) = entry?;
+            records.push(decode("workflow", &String::from_utf8_lossy(&path), &bytes)?);
+        }
+        Ok(records)
+    }
+
+    async fn transact(&self, change: CatalogChange<'_>) -> Result<(), TxError> {
+        let _turn = self.catalog_lock.lock().await;
+        let mut staged = Staged::new(self);
+        change(&mut staged)?;
+        self.commit_staged(staged)?;
+        self.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! The embedded backend: sled files under the data directory, one tree per kind of record, and
+//! flushes group-committed so many parallel writers share one fsync.
+
+mod catalog;
+mod commit;
+mod runs;
+
+use super::StoreError;
+use commit::GroupCommit;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Runs, specs, logs, their indexes and the catalog, in one sled database.
+pub struct SledStore {
+    db: ::sled::Db,
+    commit: Arc<GroupCommit>,
+    /// run id → run header (no steps).
+    runs: ::sled::Tree,
+    /// `run id/path` → step record (no children).
+    steps: ::sled::Tree,
+    /// `run id/path/` + sequence → log line.
+    logs: ::sled::Tree,
+    /// run id → what it runs (workflow text, overrides, trigger), for resume and retry.
+    specs: ::sled::Tree,
+    /// Indexes of run keys (creation time, id): all runs; by workflow; by status; by parent.
+    by_time: ::sled::Tree,
+    by_workflow: ::sled::Tree,
+    by_status: ::sled::Tree,
+    by_parent: ::sled::Tree,
+    /// Schema bookkeeping (which indexes are built).
+    meta: ::sled::Tree,
+    /// `code` → project sources; `/projects/p/workflows/w` → workflow record.
+    projects: ::sled::Tree,
+    workflows: ::sled::Tree,
+    /// Catalog transactions run one at a time (sled is single-process, so this is isolation).
+    catalog_lock: tokio::sync::Mutex<()>,
+}
+
+impl From<::sled::Error> for StoreError {
+    fn from(e: ::sled::Error) -> StoreError {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir/db`. Only one process may have it open.
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let db = ::sled::Config::new()
+            .path(dir.join("db"))
+            .open()
+            .map_err(|e| {
+                StoreError::Backend(format!("cannot open the store in {}: {e}", dir.display()))
+            })?;
+        let store = SledStore {
+            runs: db.open_tree("runs")?,
+            steps: db.open_tree("steps")?,
+            logs: db.open_tree("logs")?,
+            specs: db.open_tree("specs")?,
+            by_time: db.open_tree("runs_by_time")?,
+            by_workflow: db.open_tree("runs_by_workflow")?,
+            by_status: db.open_tree("runs_by_status")?,
+            by_parent: db.open_tree("runs_by_parent")?,
+            meta: db.open_tree("meta")?,
+            projects: db.open_tree("projects")?,
+            workflows: db.open_tree("workflows")?,
+            catalog_lock: tokio::sync::Mutex::new(()),
+            commit: Arc::default(),
+            db,
+        };
+        store.build_indexes()?;
+        Ok(store)
+    }
+
+    /// Makes everything written before this call durable.
+    async fn commit(&self) -> Result<(), StoreError> {
+        self.commit.flush(&self.db).await
+    }
+}

@@ -1,0 +1,363 @@
+//! Runs in sled: headers, step records, specs and logs, and the indexes that list runs newest
+//! first by workflow, status or parent without reading every run.
+//!
+//! An index entry is a prefix (a workflow, a status, a parent run) and the run's [`RunKey`]. A
+//! header write and the index entries it implies commit in one sled transaction, so the
+//! indexes never disagree with the headers; listing still checks each header it reads.
+
+use super::SledStore;
+use crate::records::{LogLine, Run, RunSpec, RunStatus, StepRun, assemble_tree};
+use crate::store::{RunKey, RunPage, RunQuery, RunStore, StoreError, decode, encode, within_step};
+use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+use std::ops::Bound;
+
+/// Bumped when the index layout changes; `open` rebuilds indexes of an older store.
+const INDEX_VERSION: &[u8] = b"1";
+const INDEX_VERSION_KEY: &[u8] = b"run-indexes";
+
+type Keys<'a> = Box<dyn Iterator<Item = Result<Vec<u8>, StoreError>> + 'a>;
+
+fn status_prefix(status: RunStatus) -> Vec<u8> {
+    let position = RunStatus::ALL.iter().position(|s| *s == status);
+    vec![u8::try_from(position.unwrap_or(0)).unwrap_or(0)]
+}
+
+/// `name` and a separator, so `a` never prefixes `ab`'s entries.
+fn name_prefix(name: &str) -> Vec<u8> {
+    let mut prefix = name.as_bytes().to_vec();
+    prefix.push(0);
+    prefix
+}
+
+fn with_key(mut prefix: Vec<u8>, key: &[u8]) -> Vec<u8> {
+    prefix.extend_from_slice(key);
+    prefix
+}
+
+/// The parent run of a child run (`wfr_…` of `wfr_…/2.1`).
+fn parent_run(run: &Run) -> Option<&str> {
+    run.parent().map(|p| p.split('/').next().unwrap_or(p))
+}
+
+impl SledStore {
+    /// Builds the run indexes of a store written before they existed.
+    pub(super) fn build_indexes(&self) -> Result<(), StoreError> {
+        if self.meta.get(INDEX_VERSION_KEY)?.as_deref() == Some(INDEX_VERSION) {
+            return Ok(());
+        }
+        for tree in [
+            &self.by_time,
+            &self.by_workflow,
+            &self.by_status,
+            &self.by_parent,
+        ] {
+            tree.clear()?;
+        }
+        for entry in self.runs.iter() {
+            let (id, bytes) = entry?;
+            let run: Run = decode("run", &String::from_utf8_lossy(&id), &bytes)?;
+            let key = RunKey::of(&run).bytes();
+            self.by_time.insert(&key, &[])?;
+            self.by_workflow
+                .insert(with_key(name_prefix(&run.workflow), &key), &[])?;
+            self.by_status
+                .insert(with_key(status_prefix(run.status), &key), &[])?;
+            if let Some(parent) = parent_run(&run) {
+                self.by_parent
+                    .insert(with_key(name_prefix(parent), &key), &[])?;
+            }
+        }
+        self.meta.insert(INDEX_VERSION_KEY, INDEX_VERSION)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Writes a header (and the spec of a new run) with the index entries it implies, in one
+    /// transaction.
+    fn write_header(&self, run: &Run, spec: Option<&RunSpec>) -> Result<(), StoreError> {
+        let header = encode(&Run {
+            steps: Vec::new(),
+            ..run.clone()
+        })?;
+        let spec = spec.map(encode).transpose()?;
+        let key = RunKey::of(run).bytes();
+        let trees = [
+            &self.runs,
+            &self.specs,
+            &self.by_time,
+            &self.by_workflow,
+            &self.by_status,
+            &self.by_parent,
+        ];
+        let outcome = trees[..].transaction(|t| {
+            let [runs, specs, by_time, by_workflow, by_status, by_parent] = &t[..] else {
+                let trees = StoreError::Backend("a run write needs six trees".into());
+                return Err(ConflictableTransactionError::Abort(trees));
+            };
+            let old = runs.insert(run.id.as_bytes(), header.as_slice())?;
+            if let Some(spec) = &spec {
+                specs.insert(run.id.as_bytes(), spec.as_slice())?;
+            }
+            let empty: &[u8] = &[];
+            match old {
+                None => {
+                    by_time.insert(key.as_slice(), empty)?;
+                    by_workflow.insert(with_key(name_prefix(&run.workflow), &key), empty)?;
+                    by_status.insert(with_key(status_prefix(run.status), &key), empty)?;
+                    if let Some(parent) = parent_run(run) {
+                        by_parent.insert(with_key(name_prefix(parent), &key), empty)?;
+                    }
+                }
+                Some(old) => {
+                    let old: Run = decode("run", &run.id, &old)
+                        .map_err(ConflictableTransactionError::Abort)?;
+                    if old.status != run.status {
+                        by_status.remove(with_key(status_prefix(old.status), &key))?;
+                        by_status.insert(with_key(status_prefix(run.status), &key), empty)?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        outcome.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => e.into(),
+        })
+    }
+
+    fn write_steps(&self, run_id: &str, steps: &[StepRun]) -> Result<(), StoreError> {
+        fn add(
+            batch: &mut ::sled::Batch,
+            run_id: &str,
+            steps: &[StepRun],
+        ) -> Result<(), StoreError> {
+            for step in steps {
+                let key = format!("{run_id}/{}", step.path);
+                batch.insert(key.as_bytes(), encode(&step.shallow())?);
+                add(batch, run_id, &step.children)?;
+            }
+            Ok(())
+        }
+        let mut batch = ::sled::Batch::default();
+        add(&mut batch, run_id, steps)?;
+        self.steps.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Index keys under `prefix`, newest first, strictly before `before` when given.
+    fn descending<'a>(
+        tree: &'a ::sled::Tree,
+        prefix: Vec<u8>,
+        before: Option<&RunKey>,
+    ) -> Peekable<Keys<'a>> {
+        let upper = match before {
+            Some(key) => Bound::Excluded(with_key(prefix.clone(), &key.bytes())),
+            None if prefix.is_empty() => Bound::Unbounded,
+            // Every prefix ends in a separator or a status byte, never 0xff.
+            None => {
+                let mut end = prefix.clone();
+                if let Some(last) = end.last_mut() {
+                    *last = last.saturating_add(1);
+                }
+                Bound::Excluded(end)
+            }
+        };
+        let skip = prefix.len();
+        let keys: Keys<'a> = Box::new(tree.range((Bound::Included(prefix), upper)).rev().map(
+            move |entry| {
+                entry
+                    .map(|(k, _)| k[skip..].to_vec())
+                    .map_err(StoreError::from)
+            },
+        ));
+        keys.peekable()
+    }
+}
+
+/// Merges index scans that are each newest first into one newest-first sequence.
+fn merge_descending(
+    mut streams: Vec<Peekable<Keys<'_>>>,
+) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_ {
+    std::iter::from_fn(move || {
+        let mut best: Option<(usize, Vec<u8>)> = None;
+        for (i, stream) in streams.iter_mut().enumerate() {
+            match stream.peek() {
+                None => {}
+                // An error goes out first.
+                Some(Err(_)) => return stream.next(),
+                Some(Ok(key)) if best.as_ref().is_none_or(|(_, current)| key > current) => {
+                    best = Some((i, key.clone()));
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+        let (i, _) = best?;
+        streams[i].next()
+    })
+}
+
+#[async_trait]
+impl RunStore for SledStore {
+    async fn create(&self, run: &Run, spec: &RunSpec) -> Result<(), StoreError> {
+        self.write_header(run, Some(spec))?;
+        self.commit().await
+    }
+
+    async fn put(
+        &self,
+        run_id: &str,
+        header: Option<&Run>,
+        steps: &[StepRun],
+    ) -> Result<(), StoreError> {
+        if let Some(header) = header {
+            self.write_header(header, None)?;
+        }
+        if !steps.is_empty() {
+            self.write_steps(run_id, steps)?;
+        }
+        self.commit().await
+    }
+
+    async fn append_logs(
+        &self,
+        run_id: &str,
+        step: &str,
+        lines: &[LogLine],
+    ) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut batch = ::sled::Batch::default();
+        for line in lines {
+            let mut key = format!("{run_id}/{step}/").into_bytes();
+            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+            batch.insert(key, encode(line)?);
+        }
+        self.logs.apply_batch(batch)?;
+        self.commit().await
+    }
+
+    async fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
+        let Some(header) = self.runs.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let mut run: Run = decode("run", id, &header)?;
+        let mut flat = Vec::new();
+        for entry in self.steps.scan_prefix(format!("{id}/").as_bytes()) {
+            let (key, value) = entry?;
+            flat.push(decode::<StepRun>(
+                "step",
+                &String::from_utf8_lossy(&key),
+                &value,
+            )?);
+        }
+        run.steps = assemble_tree(flat);
+        Ok(Some(run))
+    }
+
+    async fn spec(&self, id: &str) -> Result<Option<RunSpec>, StoreError> {
+        match self.specs.get(id.as_bytes())? {
+            Some(bytes) => Ok(Some(decode("run spec", id, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list(&self, query: &RunQuery) -> Result<RunPage, StoreError> {
+        let limit = query.page_size();
+        let before = query
+            .cursor
+            .as_deref()
+            .map(RunKey::parse_cursor)
+            .transpose()?;
+        let before = before.as_ref();
+        // The most selective index; the others are checked on each header read.
+        let streams = if let Some(parent) = &query.parent {
+            let run = parent.split('/').next().unwrap_or(parent);
+            vec![Self::descending(&self.by_parent, name_prefix(run), before)]
+        } else if let Some(workflow) = &query.workflow {
+            vec![Self::descending(
+                &self.by_workflow,
+                name_prefix(workflow),
+                before,
+            )]
+        } else if !query.statuses.is_empty() {
+            query
+                .statuses
+                .iter()
+                .map(|s| Self::descending(&self.by_status, status_prefix(*s), before))
+                .collect()
+        } else {
+            vec![Self::descending(&self.by_time, Vec::new(), before)]
+        };
+        let mut page = RunPage::default();
+        let mut previous: Option<Vec<u8>> = None;
+        for key in merge_descending(streams) {
+            let key = key?;
+            if previous.as_ref() == Some(&key) {
+                continue;
+            }
+            previous = Some(key.clone());
+            let Some(run_key) = RunKey::from_bytes(&key) else {
+                continue;
+            };
+            let Some(bytes) = self.runs.get(run_key.id.as_bytes())? else {
+                continue;
+            };
+            let run: Run = decode("run", &run_key.id, &bytes)?;
+            if RunKey::of(&run) != run_key || !query.matches(&run) {
+                continue;
+            }
+            if page.runs.len() == limit {
+                page.next = page.runs.last().map(|r| RunKey::of(r).cursor());
+                break;
+            }
+            page.runs.push(run);
+        }
+        Ok(page)
+    }
+
+    async fn count_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for status in RunStatus::ALL {
+            let n = self.by_status.scan_prefix(status_prefix(status)).count();
+            counts.insert(status, u64::try_from(n).unwrap_or(u64::MAX));
+        }
+        Ok(counts)
+    }
+
+    async fn logs(
+        &self,
+        run_id: &str,
+        step: Option<&str>,
+    ) -> Result<Vec<(String, LogLine)>, StoreError> {
+        let prefix = match step {
+            Some(p) => format!("{run_id}/{p}"),
+            None => format!("{run_id}/"),
+        };
+        let mut lines = Vec::new();
+        for entry in self.logs.scan_prefix(prefix.as_bytes()) {
+            let (key, value) = entry?;
+            let rest = &key[run_id.len() + 1..];
+            let Some((path, seq)) = rest.split_at_checked(rest.len().saturating_sub(8)) else {
+                continue;
+            };
+            let Ok(seq) = <[u8; 8]>::try_from(seq) else {
+                continue;
+            };
+            let path = String::from_utf8_lossy(path)
+                .trim_end_matches('/')
+                .to_string();
+            if step.is_some_and(|s| !within_step(&path, s)) {
+                continue;
+            }
+            let line: LogLine = decode("log line", &path, &value)?;
+            lines.push((u64::from_be_bytes(seq), path, line));
+        }
+        // Sequence numbers are global, so this is the order lines were written in.
+        lines.sort_by_key(|(seq, ..)| *seq);
+        Ok(lines.into_iter().map(|(_, p, l)| (p, l)).collect())
+    }
+}
