@@ -6,7 +6,7 @@ use common::{median, ms, us, verdict};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmops::engine::Engine;
+use wasmops::engine::{Engine, EngineParts, Mode};
 use wasmops::plugins::Registry;
 use wasmops::records::RunSpec;
 use wasmops::records::{RunStatus, Trigger};
@@ -68,15 +68,12 @@ fn engine(dir: &std::path::Path) -> Arc<Engine> {
         })
         .unwrap(),
     );
-    Arc::new(Engine {
-        registry: Arc::new(Registry::builtin(sandbox.clone()).unwrap()),
-        sandbox,
+    Engine::new(EngineParts {
+        registry: Arc::new(Registry::builtin(sandbox).unwrap()),
         runs: Arc::new(SledStore::open(dir).unwrap()),
         projects: Default::default(),
         workspaces: dir.join("workspaces"),
-        human_steps: false,
-        catalog: None,
-        live: Default::default(),
+        mode: Mode::Embedded,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use super::{LocalOpts, Output};
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineParts, Mode};
 use crate::plugins::Registry;
 use crate::project::Projects;
 use crate::records::{RunSpec, RunStatus, Trigger};
@@ -33,7 +33,7 @@ pub async fn run(
     let sandbox = config
         .sandbox(Some(local.data.join("plugin-cache")), secrets)
         .map_err(|e| anyhow!(e))?;
-    let registry = Registry::load(sandbox.clone(), Some(&local.data), local.plugins.as_deref())
+    let registry = Registry::load(sandbox, Some(&local.data), local.plugins.as_deref())
         .map_err(|e| anyhow!(e))?;
     let projects = load_projects(project)?;
     let workflow = match load_workflow(file, &registry, &projects) {
@@ -42,15 +42,12 @@ pub async fn run(
     };
     let runs = open_runs(local)
         .context("is a daemon or another run using this data directory? pass --data DIR")?;
-    let engine = Arc::new(Engine {
-        sandbox,
+    let engine = Engine::new(EngineParts {
         registry: Arc::new(registry),
         runs,
-        projects: std::sync::RwLock::new(Arc::new(projects)),
+        projects,
         workspaces: local.data.join("workspaces"),
-        human_steps: false,
-        catalog: None,
-        live: Default::default(),
+        mode: Mode::Embedded,
     });
     let label = workflow.name.clone().unwrap_or_else(|| {
         file.file_stem()

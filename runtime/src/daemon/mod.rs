@@ -6,7 +6,7 @@ pub mod auth;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineParts, Mode};
 use crate::plugins::Registry;
 use crate::store::{StoreConfig, Stores};
 use anyhow::{Context, Result, anyhow};
@@ -50,8 +50,8 @@ pub async fn up(opts: UpOptions) -> Result<()> {
     let sandbox = config
         .sandbox(Some(data.join("plugin-cache")), secrets)
         .map_err(|e| anyhow!(e))?;
-    let registry = Registry::load(sandbox.clone(), Some(&data), opts.plugins.as_deref())
-        .map_err(|e| anyhow!(e))?;
+    let registry =
+        Registry::load(sandbox, Some(&data), opts.plugins.as_deref()).map_err(|e| anyhow!(e))?;
     let support = wasmops_sandbox::confinement_support();
     if support.complete() {
         tracing::info!(
@@ -64,15 +64,14 @@ pub async fn up(opts: UpOptions) -> Result<()> {
             support.detail, config.sandbox.unconfined
         );
     }
-    let engine = Arc::new(Engine {
-        sandbox,
+    let engine = Engine::new(EngineParts {
         registry: Arc::new(registry),
         runs: stores.runs,
-        projects: std::sync::RwLock::new(Arc::new(catalog.projects().await?)),
+        projects: catalog.projects().await?,
         workspaces: data.join("workspaces"),
-        human_steps: true,
-        catalog: Some(stores.catalog),
-        live: Default::default(),
+        mode: Mode::Daemon {
+            catalog: stores.catalog,
+        },
     });
     let resumed = engine.recover().await?;
     let listener = tokio::net::TcpListener::bind(&listen)

@@ -25,9 +25,9 @@ impl RunCtx {
             return Err("not a workflow step".into());
         };
         let target = node.record.target.clone().unwrap_or_default();
-        let catalog = self.engine.catalog.as_ref().ok_or(
-            "workflow steps call published workflows; they need the daemon (`wasmops up`) and cannot run embedded",
-        )?;
+        let super::Mode::Daemon { catalog } = &self.engine.mode else {
+            return Err("workflow steps call published workflows; they need the daemon (`wasmops up`) and cannot run embedded".into());
+        };
         let depth = self
             .base
             .get("trigger")

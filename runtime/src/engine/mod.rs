@@ -36,11 +36,29 @@ pub struct Engine {
     pub projects: std::sync::RwLock<Arc<Projects>>,
     /// Parent of every run's workspace directory.
     pub workspaces: PathBuf,
-    /// Whether someone can decide parked steps (the daemon's API); embedded runs fail wait steps.
-    pub human_steps: bool,
-    /// Published workflows, for `workflow` steps (the daemon's catalog; none when embedded).
-    pub catalog: Option<Arc<dyn CatalogStore>>,
+    pub mode: Mode,
     pub live: LiveRuns,
+}
+
+/// Where the engine runs, which decides what steps that need the outside world can do.
+pub enum Mode {
+    /// `wasmops run FILE` with no daemon: nobody can decide a parked step and there is no
+    /// catalog to call, so `wait` and `workflow` steps fail with the reason.
+    Embedded,
+    /// Under `wasmops up`: the API decides parked steps, and `workflow` steps call the
+    /// catalog's published workflows.
+    Daemon { catalog: Arc<dyn CatalogStore> },
+}
+
+/// What an engine is made of; [`Engine::new`] is the one way to make one.
+pub struct EngineParts {
+    /// The plugins (and through them, the sandbox).
+    pub registry: Arc<Registry>,
+    pub runs: Arc<dyn RunStore>,
+    pub projects: Projects,
+    /// Parent of every run's workspace directory.
+    pub workspaces: PathBuf,
+    pub mode: Mode,
 }
 
 /// Runs this process is driving, the per-workflow slots that queue them, the event feed and
@@ -92,6 +110,18 @@ pub enum EngineError {
 }
 
 impl Engine {
+    pub fn new(parts: EngineParts) -> Arc<Engine> {
+        Arc::new(Engine {
+            sandbox: parts.registry.sandbox().clone(),
+            registry: parts.registry,
+            runs: parts.runs,
+            projects: std::sync::RwLock::new(Arc::new(parts.projects)),
+            workspaces: parts.workspaces,
+            mode: parts.mode,
+            live: LiveRuns::default(),
+        })
+    }
+
     /// Tells event watchers about a run's new state (after it is durable).
     pub fn publish_run(&self, run: &Run) {
         let header = Run {

@@ -40,7 +40,7 @@ pub(super) fn wait_config(node: &Node) -> Value {
 impl RunCtx {
     /// Runs a wait step: the plugin parks it, a decision (or the deadline) resumes it.
     pub async fn run_wait(&self, node: &Node, attempt: u32) -> Result<Done, String> {
-        if !self.engine.human_steps {
+        if matches!(self.engine.mode, super::Mode::Embedded) {
             return Err("wait and approval steps park the run until someone decides through the API; run this workflow under the daemon (`wasmops up`)".into());
         }
         let config = wait_config(node);
