@@ -312,3 +312,5 @@ impl Engine {
         Ok(run)
     }
 }
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,300 @@
+//! The engine in process, on the in-memory store with the real built-in plugins: ordering,
+//! failure propagation, branches, retries, parked steps and recovery.
+
+use super::*;
+use crate::identity::Actor;
+use crate::records::{StepRun, StepStatus, Trigger};
+use crate::store::{RunStore, Stores};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The built-in plugins, compiled once for every test.
+fn registry() -> Arc<Registry> {
+    static REGISTRY: OnceLock<Arc<Registry>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            let sandbox = wasmops_sandbox::Sandbox::new(Default::default()).unwrap();
+            Arc::new(Registry::builtin(Arc::new(sandbox)).unwrap())
+        })
+        .clone()
+}
+
+struct Harness {
+    engine: Arc<Engine>,
+    stores: Stores,
+    _workspaces: tempfile::TempDir,
+}
+
+fn harness_on(stores: Stores) -> Harness {
+    let workspaces = tempfile::tempdir().unwrap();
+    let engine = Engine::new(EngineParts {
+        registry: registry(),
+        runs: stores.runs.clone(),
+        projects: Projects::default(),
+        workspaces: workspaces.path().to_path_buf(),
+        mode: Mode::Daemon {
+            catalog: stores.catalog.clone(),
+        },
+    });
+    Harness {
+        engine,
+        stores,
+        _workspaces: workspaces,
+    }
+}
+
+fn harness() -> Harness {
+    harness_on(Stores::memory())
+}
+
+fn spec(yaml: &str) -> RunSpec {
+    RunSpec {
+        workflow_yaml: yaml.to_string(),
+        file: "test.yaml".into(),
+        label: "test".into(),
+        version: None,
+        source_dir: None,
+        overrides: Default::default(),
+        trigger: Trigger::manual(Some("tester".into())),
+        from_file: false,
+    }
+}
+
+fn step<'a>(run: &'a Run, path: &str) -> &'a StepRun {
+    fn find<'a>(steps: &'a [StepRun], path: &str) -> Option<&'a StepRun> {
+        steps.iter().find_map(|s| {
+            (s.path == path)
+                .then_some(s)
+                .or_else(|| find(&s.children, path))
+        })
+    }
+    find(&run.steps, path).unwrap_or_else(|| panic!("no step {path} in {run:#?}"))
+}
+
+/// Polls the store until the run reaches `status`.
+async fn until(runs: &dyn RunStore, id: &str, status: RunStatus) -> Run {
+    for _ in 0..500 {
+        let run = runs.run(id).await.unwrap().unwrap();
+        if run.status == status {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("run {id} never became {status:?}");
+}
+
+#[tokio::test]
+async fn sequential_steps_run_in_order_and_outputs_flow_forward() {
+    let h = harness();
+    let run = h
+        .engine
+        .run_to_end(spec(
+            r#"
+steps:
+  - id: first
+    uses: noop
+    with: { summary: one, outputs: { n: 41 } }
+  - uses: noop
+    with: { summary: "got {{ steps.first.outputs.n + 1 }}" }
+"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(step(&run, "2").summary.as_deref(), Some("got 42"));
+    let (one, two) = (step(&run, "1"), step(&run, "2"));
+    assert!(one.finished_at.unwrap() <= two.started_at.unwrap());
+    // What the engine returned is what the store holds.
+    let stored = h.stores.runs.run(&run.id).await.unwrap().unwrap();
+    assert_eq!(stored.steps, run.steps);
+}
+
+#[tokio::test]
+async fn a_failure_stops_a_sequential_stage_but_parallel_siblings_finish() {
+    let h = harness();
+    let run = h
+        .engine
+        .run_to_end(spec(
+            r#"
+steps:
+  - run_as: parallel
+    children:
+      - uses: noop
+        with: { fail: boom }
+      - uses: noop
+        with: { summary: sibling }
+  - uses: noop
+"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(step(&run, "1.1").status, StepStatus::Failed);
+    assert_eq!(step(&run, "1.1").error.as_deref(), Some("boom"));
+    assert_eq!(step(&run, "1.2").status, StepStatus::Succeeded);
+    assert_eq!(step(&run, "1").status, StepStatus::Failed);
+    assert_eq!(step(&run, "2").status, StepStatus::Pending, "never started");
+}
+
+#[tokio::test]
+async fn a_condition_takes_one_branch_and_skips_the_other() {
+    let h = harness();
+    let run = h
+        .engine
+        .run_to_end(spec(
+            r#"
+properties: { to_destroy: 2 }
+steps:
+  - if: "{{ to_destroy | int > 0 }}"
+    then:
+      - uses: noop
+        with: { summary: careful }
+    else:
+      - uses: noop
+        with: { summary: fine }
+"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(step(&run, "1.1").summary.as_deref(), Some("careful"));
+    assert_eq!(step(&run, "1.2").status, StepStatus::Skipped);
+}
+
+#[tokio::test]
+async fn a_retried_step_counts_its_attempts_and_continue_on_error_lets_the_run_go_on() {
+    let h = harness();
+    let run = h
+        .engine
+        .run_to_end(spec(
+            r#"
+steps:
+  - uses: noop
+    with: { fail: flaky }
+    retry: { attempts: 3, delay: 1ms }
+    continue_on_error: true
+  - uses: noop
+    with: { summary: after }
+"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let retried = step(&run, "1");
+    assert_eq!(retried.status, StepStatus::Failed);
+    assert_eq!(retried.attempts, 3);
+    let logs = h.stores.runs.logs(&run.id, Some("1")).await.unwrap();
+    let retries = logs
+        .iter()
+        .filter(|(_, l)| l.text.contains("retrying in"))
+        .count();
+    assert_eq!(retries, 2, "{logs:?}");
+    assert_eq!(step(&run, "2").summary.as_deref(), Some("after"));
+}
+
+#[tokio::test]
+async fn a_wait_parks_the_run_until_an_approver_decides() {
+    let h = harness();
+    let queued = h
+        .engine
+        .submit(spec(
+            r#"
+steps:
+  - id: gate
+    requires_approval_from: { user_names: [jane] }
+  - uses: noop
+"#,
+        ))
+        .await
+        .unwrap();
+    let waiting = until(h.stores.runs.as_ref(), &queued.id, RunStatus::Waiting).await;
+    assert_eq!(step(&waiting, "1").status, StepStatus::Waiting);
+
+    let bob = Actor {
+        name: "bob".into(),
+        groups: vec![],
+    };
+    let approve = || DecisionInput {
+        kind: "approve".into(),
+        comment: Some("ship it".into()),
+    };
+    let refused = h.engine.decide(&queued.id, "gate", approve(), &bob).await;
+    assert!(matches!(refused, Err(EngineError::Forbidden(_))));
+
+    let jane = Actor {
+        name: "jane".into(),
+        groups: vec![],
+    };
+    h.engine
+        .decide(&queued.id, "gate", approve(), &jane)
+        .await
+        .unwrap();
+    let done = until(h.stores.runs.as_ref(), &queued.id, RunStatus::Succeeded).await;
+    assert_eq!(step(&done, "1").approved_by.as_deref(), Some("jane"));
+    assert_eq!(step(&done, "2").status, StepStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_parked_run_survives_its_engine_and_resumes_in_the_next() {
+    let stores = Stores::memory();
+    let id = {
+        let first = harness_on(stores.clone());
+        let queued = first
+            .engine
+            .submit(spec("steps:\n  - type: wait\n  - uses: noop\n"))
+            .await
+            .unwrap();
+        until(stores.runs.as_ref(), &queued.id, RunStatus::Waiting).await;
+        queued.id
+    };
+    // A new engine over the same store, as after a restart. (The first one's task stays parked
+    // on its own waiter, as a killed process would leave nothing: only the store carries over.)
+    let second = harness_on(stores.clone());
+    assert_eq!(second.engine.recover().await.unwrap(), 1);
+    let anyone = Actor {
+        name: "ops".into(),
+        groups: vec![],
+    };
+    let input = DecisionInput {
+        kind: "continue".into(),
+        comment: None,
+    };
+    // The resumed run registers itself as it starts again; give it a moment.
+    let mut decided = Err(EngineError::Conflict(String::new()));
+    for _ in 0..200 {
+        decided = second.engine.decide(&id, "1", input.clone(), &anyone).await;
+        if decided.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    decided.unwrap();
+    let done = until(stores.runs.as_ref(), &id, RunStatus::Succeeded).await;
+    assert_eq!(step(&done, "2").status, StepStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn embedded_engines_refuse_steps_that_need_the_daemon() {
+    let stores = Stores::memory();
+    let workspaces = tempfile::tempdir().unwrap();
+    let engine = Engine::new(EngineParts {
+        registry: registry(),
+        runs: stores.runs.clone(),
+        projects: Projects::default(),
+        workspaces: workspaces.path().to_path_buf(),
+        mode: Mode::Embedded,
+    });
+    let run = engine
+        .run_to_end(spec("steps:\n  - type: wait\n"))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(
+        step(&run, "1")
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("run this workflow under the daemon"),
+        "{run:#?}"
+    );
+}
