@@ -1,112 +1,20 @@
 //! One call into a plugin: a fresh store holding the call's capabilities, bounded in memory,
 //! CPU and wall time, and the refusals it met.
 
-use crate::capabilities::log::CallLog;
-use crate::capabilities::{CallCapabilities, Prepare, prepare_all};
-use crate::error::{CallFailure, Denial, FailureCause, TrapKind};
+use crate::capabilities::{CallEnv, Prepare, prepare_all, shared};
+use crate::error::{CallFailure, Denials, FailureCause, TrapKind};
 use crate::plugin::{Exports, Plugin};
-use crate::{EPOCH_TICK, Sandbox};
-use std::path::PathBuf;
+use crate::sandbox::{EPOCH_TICK, Sandbox};
+use crate::state::{CallState, MemoryLimit, MemoryLimitExceeded};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Instance, ResourceTable};
-use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-
-/// What the engine hands the sandbox for one call; the sandbox decides the rest from the
-/// plugin's grants.
-#[derive(Clone, Default)]
-pub struct CallEnv {
-    /// Where the call's log lines go.
-    pub log: CallLog,
-    /// The run's workspace: preopened for plugins granted `workspace`, read-write for the
-    /// programs they run. None for calls outside a run (triggers, notifiers).
-    pub workspace: Option<PathBuf>,
-    /// Directories the run's files come from (the workflow's, the project's): readable by the
-    /// programs the plugin runs.
-    pub sources: Vec<PathBuf>,
-    /// The step's own time limit; the plugin's limit applies as well.
-    pub timeout: Option<Duration>,
-}
-
-/// What the sandbox refused during one call, shared by the capabilities that refuse.
-#[derive(Clone, Default)]
-pub(crate) struct Denials(Arc<Mutex<Vec<Denial>>>);
-
-impl Denials {
-    /// Records a refusal and returns the message the plugin gets.
-    pub(crate) fn refuse(&self, denial: Denial) -> String {
-        let message = denial.to_string();
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(denial);
-        message
-    }
-
-    fn take(&self) -> Vec<Denial> {
-        std::mem::take(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-/// Everything one call may touch: the data of its store, dropped with it.
-pub(crate) struct CallState {
-    wasi: WasiCtx,
-    pub(crate) table: ResourceTable,
-    memory: MemoryLimit,
-    pub(crate) caps: CallCapabilities,
-}
-
-impl WasiView for CallState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-/// The per-memory limit, as a typed trap when it is exceeded.
-struct MemoryLimit {
-    bytes: u64,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("memory limit exceeded")]
-struct MemoryLimitExceeded;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cpu time limit exceeded")]
 struct CpuBudgetExceeded;
-
-impl ResourceLimiter for MemoryLimit {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if u64::try_from(desired).unwrap_or(u64::MAX) > self.bytes {
-            return Err(MemoryLimitExceeded.into());
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        _desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(true)
-    }
-
-    /// A componentize-py component alone has 14 core instances.
-    fn instances(&self) -> usize {
-        64
-    }
-}
 
 impl Sandbox {
     /// Instantiates `plugin` in a fresh store with the call's capabilities and runs `body`
@@ -136,16 +44,20 @@ impl Sandbox {
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
         let denials = Denials::default();
         let mut wasi = WasiCtxBuilder::new();
-        let caps = prepare_all(&mut Prepare {
-            plugin: name,
-            grants: &plugin.grants,
-            env: &env,
-            wasi: &mut wasi,
-            denials: &denials,
-            secrets: &self.secrets,
-            settings: &self.settings,
-            deadline,
-        })
+        let shared = shared(&plugin.grants);
+        let caps = prepare_all(
+            &plugin.grants,
+            &mut Prepare {
+                plugin: name,
+                env: &env,
+                wasi: &mut wasi,
+                denials: &denials,
+                secrets: &self.secrets,
+                unconfined: self.settings.unconfined,
+                deadline,
+                shared: &shared,
+            },
+        )
         .map_err(|e| CallFailure::setup(name, e))?;
         let state = CallState {
             wasi: wasi.build(),

@@ -1,9 +1,10 @@
 //! What can go wrong loading or calling a plugin, as values: a refusal names its capability, a
 //! trap its kind. Text is made only when an error is shown.
 
-use crate::manifest::PluginKind;
+use crate::kind::PluginKind;
 use serde::Serialize;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A capability a plugin can be granted. Refusals and grants name one.
@@ -86,6 +87,26 @@ impl fmt::Display for Denial {
 }
 
 impl std::error::Error for Denial {}
+
+/// What the sandbox refused during one call, shared by the capabilities that refuse.
+#[derive(Clone, Default)]
+pub(crate) struct Denials(Arc<Mutex<Vec<Denial>>>);
+
+impl Denials {
+    /// Records a refusal and returns the message the plugin gets.
+    pub(crate) fn refuse(&self, denial: Denial) -> String {
+        let message = denial.to_string();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(denial);
+        message
+    }
+
+    pub(crate) fn take(&self) -> Vec<Denial> {
+        std::mem::take(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 
 /// Why a call trapped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,7 +279,7 @@ impl fmt::Display for CallFailure {
             write!(f, "\nsandbox denied: {}", denials.join("; "))?;
         } else if let FailureCause::Plugin(message)
         | FailureCause::Trap(TrapKind::Guest { message }) = &self.cause
-            && let Some(hint) = crate::capabilities::files::guest_error_hint(message)
+            && let Some(hint) = guest_error_hint(message)
         {
             write!(f, "\n{hint}")?;
         }
@@ -267,3 +288,20 @@ impl fmt::Display for CallFailure {
 }
 
 impl std::error::Error for CallFailure {}
+
+/// Filesystem refusals happen inside the guest's libc (no preopen matches, or a read-only
+/// one), so the host never sees them; recognise the guest's messages and name the capability.
+fn guest_error_hint(error: &str) -> Option<&'static str> {
+    const SIGNS: &[&str] = &[
+        "pre-opened file descriptor",
+        "Capabilities insufficient",
+        "Operation not permitted",
+        "Read-only file system",
+        "Permission denied",
+        // WASI's ENOENT: a path outside every preopen simply does not exist for the guest.
+        "(os error 44)",
+    ];
+    SIGNS.iter().any(|s| error.contains(s)).then_some(
+        "sandbox: a plugin sees only the run workspace and the directories granted to it (capability `files`)",
+    )
+}

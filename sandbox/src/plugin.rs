@@ -2,11 +2,13 @@
 //! pre-instantiated component with its world's exports looked up.
 
 use crate::bindings::{notifier, step, trigger};
-use crate::call::CallState;
 use crate::capabilities::{Grants, OperatorGrant};
+use crate::compile;
 use crate::error::LoadError;
-use crate::manifest::{Manifest, PluginKind};
-use crate::{Sandbox, compile};
+use crate::kind::PluginKind;
+use crate::manifest::Manifest;
+use crate::sandbox::Sandbox;
+use crate::state::CallState;
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, OnceLock};
 use wasmtime::component::InstancePre;

@@ -1,8 +1,7 @@
 //! The `env` capability: host environment variables, by name, passed to the plugin and to the
 //! programs it runs. Nothing of the daemon's environment is passed otherwise.
 
-use super::{HostCapability, Prepare, narrow};
-use crate::call::CallState;
+use super::phases::{CallData, HostCapability, Prepare, narrow};
 use crate::error::{Capability, GrantError};
 use serde::{Deserialize, Serialize};
 use wasmtime::component::Linker;
@@ -54,7 +53,7 @@ impl HostCapability for Env {
     type State = ();
 
     /// WASI's own environment interface carries the values; nothing of ours to link.
-    fn link(_: &mut Linker<CallState>, _: fn(&mut CallState) -> &mut ()) -> wasmtime::Result<()> {
+    fn link<T: CallData>(_: &mut Linker<T>, _: fn(&mut T) -> &mut ()) -> wasmtime::Result<()> {
         Ok(())
     }
 

@@ -1,8 +1,8 @@
 //! The `files` capability: WASI preopens of the run workspace and of host directories the
 //! plugin requests and the operator also grants. A plugin sees no other file.
 
-use super::{HostCapability, Prepare};
-use crate::call::CallState;
+pub use super::phases::FileMode;
+use super::phases::{CallData, HostCapability, Prepare};
 use crate::error::{Capability, GrantError};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -22,17 +22,6 @@ pub struct FileRequest {
     /// `ro` (the default) or `rw`.
     #[serde(default)]
     pub mode: FileMode,
-}
-
-/// Read-only or read-write.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum FileMode {
-    /// Read only.
-    #[default]
-    Ro,
-    /// Read and write.
-    Rw,
 }
 
 /// `files = [{ path = "workspace", mode = "rw" }]`.
@@ -72,7 +61,7 @@ impl HostCapability for Files {
     type State = ();
 
     /// WASI's filesystem interface serves the preopens; nothing of ours to link.
-    fn link(_: &mut Linker<CallState>, _: fn(&mut CallState) -> &mut ()) -> wasmtime::Result<()> {
+    fn link<T: CallData>(_: &mut Linker<T>, _: fn(&mut T) -> &mut ()) -> wasmtime::Result<()> {
         Ok(())
     }
 
@@ -119,23 +108,6 @@ fn perms(mode: FileMode) -> FsPerms {
         FileMode::Rw => FsPerms::ReadWrite,
         FileMode::Ro => FsPerms::ReadOnly,
     }
-}
-
-/// Filesystem refusals happen inside the guest's libc (no preopen matches, or a read-only
-/// one), so the host never sees them; recognise the guest's messages and name the capability.
-pub(crate) fn guest_error_hint(error: &str) -> Option<&'static str> {
-    const SIGNS: &[&str] = &[
-        "pre-opened file descriptor",
-        "Capabilities insufficient",
-        "Operation not permitted",
-        "Read-only file system",
-        "Permission denied",
-        // WASI's ENOENT: a path outside every preopen simply does not exist for the guest.
-        "(os error 44)",
-    ];
-    SIGNS.iter().any(|s| error.contains(s)).then_some(
-        "sandbox: a plugin sees only the run workspace and the directories granted to it (capability `files`)",
-    )
 }
 
 #[cfg(test)]

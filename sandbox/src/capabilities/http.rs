@@ -1,15 +1,14 @@
 //! The `http` capability: outbound `wasi:http` requests only to granted `scheme://host[:port]`
 //! entries, and never to private or loopback addresses unless the operator allows them.
 
-use super::{HostCapability, Prepare, narrow};
-use crate::call::{CallState, Denials};
-use crate::error::{Capability, Denial, GrantError};
+use super::phases::{CallData, HostCapability, Prepare, narrow};
+use crate::error::{Capability, Denial, Denials, GrantError};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
-use wasmtime::component::Linker;
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi_http::{
-    Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+    Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
 };
 
 /// The http capability.
@@ -125,9 +124,9 @@ impl HostCapability for Http {
     type State = HttpState;
 
     /// `wasi:http` is linked with its own view of the store (below), not through `state`.
-    fn link(
-        linker: &mut Linker<CallState>,
-        _: fn(&mut CallState) -> &mut HttpState,
+    fn link<T: CallData>(
+        linker: &mut Linker<T>,
+        _: fn(&mut T) -> &mut HttpState,
     ) -> wasmtime::Result<()> {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
     }
@@ -162,12 +161,13 @@ impl HostCapability for Http {
     }
 }
 
-impl WasiHttpView for CallState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
+impl HttpState {
+    /// The `wasi:http` view of a call's store.
+    pub(crate) fn view<'a>(&'a mut self, table: &'a mut ResourceTable) -> WasiHttpCtxView<'a> {
         WasiHttpCtxView {
-            hooks: &mut self.caps.http.policy,
-            table: &mut self.table,
-            ctx: &mut self.caps.http.ctx,
+            hooks: &mut self.policy,
+            table,
+            ctx: &mut self.ctx,
         }
     }
 }

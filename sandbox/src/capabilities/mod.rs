@@ -7,6 +7,8 @@
 //! - **prepare**, once per call: the grant and the call's [`CallEnv`] become the state the host
 //!   functions see (a WASI preopen, an allow-list, the secret values).
 //!
+//! The phases themselves are in `phases.rs`.
+//!
 //! Adding one means adding its file and one entry in the `capabilities!` table at the bottom;
 //! the request, operator and grant structs, linking and preparing are generated from the table.
 
@@ -15,81 +17,19 @@ pub mod exec;
 pub mod files;
 pub mod http;
 pub mod log;
+mod phases;
 pub mod secrets;
 
-use crate::call::{CallEnv, CallState, Denials};
-use crate::error::{Capability, GrantError};
-use crate::manifest::{Limits, parse_duration, parse_size};
-use serde::de::DeserializeOwned;
+pub(crate) use phases::{CallData, Prepare, Shared};
+pub use phases::{CallEnv, FileMode};
+
+use crate::error::GrantError;
+use crate::limits::{Limits, parse_duration, parse_size};
+use phases::HostCapability;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt::Debug;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wasmtime::component::Linker;
-use wasmtime_wasi::WasiCtxBuilder;
-
-/// One capability in its three phases.
-pub(crate) trait HostCapability {
-    /// Which capability this is, for refusals and messages.
-    const NAME: Capability;
-    /// Its keys in `plugin.toml`'s `[capabilities]` table.
-    const REQUEST_KEYS: &'static [&'static str];
-    /// Its keys in the operator's `[plugins.NAME]` section.
-    const OPERATOR_KEYS: &'static [&'static str];
-
-    /// What a plugin asks for (its keys, flattened into `[capabilities]`).
-    type Request: DeserializeOwned + Serialize + Default + Clone + Debug;
-    /// What the operator says (its keys, flattened into `[plugins.NAME]`).
-    type Operator: DeserializeOwned + Serialize + Default + Clone + Debug;
-    /// What the plugin is allowed, decided at load.
-    type Grant: Serialize + Default + Clone + Debug + Send + Sync;
-    /// What one call may use; the host functions' `self`.
-    type State: Send + 'static;
-
-    /// Link: adds the host functions to the shared linker. `state` finds this capability's
-    /// state in a call's store.
-    fn link(
-        linker: &mut Linker<CallState>,
-        state: fn(&mut CallState) -> &mut Self::State,
-    ) -> wasmtime::Result<()>;
-
-    /// Grant: the request narrowed by the operator.
-    fn grant(request: &Self::Request, operator: &Self::Operator)
-    -> Result<Self::Grant, GrantError>;
-
-    /// Prepare: the state of one call.
-    fn prepare(grant: &Self::Grant, cx: &mut Prepare<'_>) -> Result<Self::State, String>;
-}
-
-/// What every capability's prepare phase can see of the call.
-pub(crate) struct Prepare<'a> {
-    /// The plugin called.
-    pub plugin: &'a str,
-    /// Every grant of the plugin, for capabilities that depend on another's (exec confines
-    /// programs to the directories `files` grants and passes on what `env` grants).
-    pub grants: &'a Grants,
-    pub env: &'a CallEnv,
-    /// The plugin's WASI context, being built: preopens, environment, stdio.
-    pub wasi: &'a mut WasiCtxBuilder,
-    pub denials: &'a Denials,
-    pub secrets: &'a secrets::Secrets,
-    pub settings: &'a crate::SandboxSettings,
-    /// When the call's time is up; programs it starts never outlive it.
-    pub deadline: Instant,
-}
-
-/// Keeps the requested entries the operator also lists; all of them when the operator is
-/// silent. An operator entry the plugin did not request grants nothing.
-pub(crate) fn narrow(requested: &[String], operator: Option<&Vec<String>>) -> Vec<String> {
-    match operator {
-        None => requested.to_vec(),
-        Some(allowed) => requested
-            .iter()
-            .filter(|r| allowed.contains(r))
-            .cloned()
-            .collect(),
-    }
-}
 
 /// The operator's limits for one plugin: lower than `plugin.toml` asks (higher values are
 /// ignored).
@@ -117,8 +57,8 @@ pub struct LimitGrant {
 impl Default for LimitGrant {
     fn default() -> Self {
         LimitGrant {
-            memory: crate::manifest::DEFAULT_MEMORY,
-            timeout: crate::manifest::DEFAULT_TIMEOUT,
+            memory: crate::limits::DEFAULT_MEMORY,
+            timeout: crate::limits::DEFAULT_TIMEOUT,
         }
     }
 }
@@ -138,6 +78,19 @@ impl LimitGrant {
             timeout = timeout.min(parse_duration(lower)?);
         }
         Ok(LimitGrant { memory, timeout })
+    }
+}
+
+/// A call's store data that holds every capability's state.
+pub(crate) trait HasCapabilities: CallData {
+    fn capabilities(&mut self) -> &mut CallCapabilities;
+}
+
+/// What programs started through `exec` inherit from the other grants.
+pub(crate) fn shared(grants: &Grants) -> Shared {
+    Shared {
+        dirs: grants.files.dirs.clone(),
+        env: grants.env.values(),
     }
 }
 
@@ -266,14 +219,16 @@ macro_rules! capabilities {
         }
 
         /// Phase 1 for every capability.
-        pub(crate) fn link_all(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-            $(<$cap as HostCapability>::link(linker, |state| &mut state.caps.$field)?;)*
+        pub(crate) fn link_all<T: HasCapabilities>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+            $(<$cap as HostCapability>::link(linker, |state| &mut state.capabilities().$field)?;)*
             Ok(())
         }
 
         /// Phase 3 for every capability.
-        pub(crate) fn prepare_all(cx: &mut Prepare<'_>) -> Result<CallCapabilities, String> {
-            let grants: &Grants = cx.grants;
+        pub(crate) fn prepare_all(
+            grants: &Grants,
+            cx: &mut Prepare<'_>,
+        ) -> Result<CallCapabilities, String> {
             Ok(CallCapabilities {
                 $($field: <$cap as HostCapability>::prepare(&grants.$field, cx)?,)*
             })

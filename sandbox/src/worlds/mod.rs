@@ -5,9 +5,9 @@ mod notifier;
 mod step;
 mod trigger;
 
-use crate::Plugin;
 use crate::error::{CallFailure, FailureCause};
-use crate::manifest::PluginKind;
+use crate::kind::PluginKind;
+use crate::plugin::Plugin;
 
 /// Refuses a call into a plugin of another kind before anything is instantiated.
 fn expect_kind(plugin: &Plugin, expected: PluginKind) -> Result<(), CallFailure> {

@@ -3,11 +3,12 @@
 
 use super::{expect_kind, other_world};
 use crate::bindings::types::{Subscription, TriggerDecision, TriggerEvent};
-use crate::call::CallEnv;
+use crate::capabilities::CallEnv;
 use crate::error::CallFailure;
-use crate::manifest::PluginKind;
+use crate::kind::PluginKind;
 use crate::plugin::Exports;
-use crate::{Plugin, Sandbox};
+use crate::plugin::Plugin;
+use crate::sandbox::Sandbox;
 
 impl Sandbox {
     /// The problems the plugin finds in a trigger's `with` block (JSON); empty when valid.

@@ -10,20 +10,9 @@
 use super::child::{self, CAP_NET_RAW, ChildPlan, KEEP_CAPS, NetNs};
 use super::probe::{ConfinementSupport, support};
 use super::ruleset;
+use crate::settings::Unconfined;
 use std::path::PathBuf;
 use tokio::process::Command;
-
-/// What to do when the kernel cannot confine a program as asked (`[sandbox] unconfined` in the
-/// config file: `refuse` or `allow`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Unconfined {
-    /// Do not run the program; the step fails with the reason.
-    #[default]
-    Refuse,
-    /// Run it with whatever confinement the kernel offers and a warning line.
-    Allow,
-}
 
 /// The confinement of one program run.
 #[derive(Clone, Debug, Default)]

@@ -14,12 +14,10 @@ pub mod probe;
 pub mod programs;
 mod ruleset;
 
-use super::log::CallLog;
-use super::{HostCapability, Prepare, narrow};
+use super::phases::{CallData, FileMode, HostCapability, Prepare, narrow};
 use crate::bindings::exec::{Command as WitCommand, Host, Output as WitOutput};
-use crate::call::{CallState, Denials};
-use crate::capabilities::files::FileMode;
-use crate::error::{Capability, Denial, GrantError};
+use crate::call_log::CallLog;
+use crate::error::{Capability, Denial, Denials, GrantError};
 use confine::Confinement;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -92,11 +90,11 @@ impl HostCapability for Exec {
     type Grant = ExecGrant;
     type State = ExecState;
 
-    fn link(
-        linker: &mut Linker<CallState>,
-        state: fn(&mut CallState) -> &mut ExecState,
+    fn link<T: CallData>(
+        linker: &mut Linker<T>,
+        state: fn(&mut T) -> &mut ExecState,
     ) -> wasmtime::Result<()> {
-        crate::bindings::exec::add_to_linker::<_, HasSelf<ExecState>>(linker, state)
+        crate::bindings::exec::add_to_linker::<T, HasSelf<ExecState>>(linker, state)
     }
 
     fn grant(request: &ExecRequest, operator: &ExecOperator) -> Result<ExecGrant, GrantError> {
@@ -120,7 +118,7 @@ impl HostCapability for Exec {
     fn prepare(grant: &ExecGrant, cx: &mut Prepare<'_>) -> Result<ExecState, String> {
         let mut read_write: Vec<PathBuf> = cx.env.workspace.iter().cloned().collect();
         let mut read_only: Vec<PathBuf> = cx.env.sources.clone();
-        for (dir, mode) in &cx.grants.files.dirs {
+        for (dir, mode) in &cx.shared.dirs {
             match mode {
                 FileMode::Rw => read_write.push(dir.clone()),
                 FileMode::Ro => read_only.push(dir.clone()),
@@ -137,12 +135,12 @@ impl HostCapability for Exec {
         Ok(ExecState {
             programs: grant.programs.clone(),
             workspace: cx.env.workspace.clone(),
-            env: cx.grants.env.values(),
+            env: cx.shared.env.clone(),
             confinement: Confinement {
                 read_write,
                 read_only,
                 network: grant.network,
-                unconfined: cx.settings.unconfined,
+                unconfined: cx.unconfined,
             },
             log: cx.env.log.clone(),
             deadline: cx.deadline,
