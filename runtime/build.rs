@@ -82,7 +82,7 @@ fn plugin_crates(dir: &Path) -> Vec<PluginCrate> {
         return Vec::new();
     };
     let mut crates: Vec<PluginCrate> = entries
-        .filter_map(|e| e.ok())
+        .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.join("Cargo.toml").is_file() && p.join("plugin.toml").is_file())
         .map(|dir| {
@@ -187,7 +187,7 @@ fn collect_files(base: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
     paths.sort();
     for path in paths {
         if path.is_dir() {

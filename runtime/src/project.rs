@@ -172,7 +172,7 @@ fn find_project_files(dir: &Path, out: &mut Vec<PathBuf>) {
         return;
     };
     let mut dirs: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
+        .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.is_dir())
         .collect();
@@ -237,7 +237,7 @@ impl ProjectSource {
         if let Some(dir) = &dir
             && let Ok(entries) = std::fs::read_dir(dir.join("workflows"))
         {
-            for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+            for path in entries.filter_map(Result::ok).map(|e| e.path()) {
                 let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
                 if let (true, Some(stem)) = (is_yaml, path.file_stem()) {
                     let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -423,7 +423,7 @@ impl Loader<'_> {
                             match k.as_str() {
                                 "properties" => {
                                     env.properties =
-                                        self.properties(v, &format!("{path}.properties"))
+                                        self.properties(v, &format!("{path}.properties"));
                                 }
                                 "assets" => {
                                     for (asset_code, anode) in
@@ -442,13 +442,13 @@ impl Loader<'_> {
                                             match k.as_str() {
                                                 "template" => {
                                                     asset.template =
-                                                        yaml::scalar_text(v).unwrap_or_default()
+                                                        yaml::scalar_text(v).unwrap_or_default();
                                                 }
                                                 "properties" => {
                                                     asset.properties = self.properties(
                                                         v,
                                                         &format!("{apath}.properties"),
-                                                    )
+                                                    );
                                                 }
                                                 _ => {}
                                             }

@@ -45,7 +45,7 @@ pub fn check_references(
             StepKind::Plugin { uses, with } => {
                 check_plugin(workflow, step, uses, &installed, &mut errors);
                 collect_strings(with, "with", &mut |path, s| {
-                    templates.push((path, s, false))
+                    templates.push((path, s, false));
                 });
             }
             StepKind::Condition { condition, .. } => {

@@ -48,7 +48,10 @@ impl CallLog {
     /// Adds a line (trailing newlines removed), unless the log is full.
     pub fn push(&self, stream: &str, text: &str) {
         let text = self.redactor.redact(text.trim_end_matches(['\n', '\r']));
-        let mut buf = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buf = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if buf.bytes + text.len() > MAX_LOG_BYTES {
             if !buf.truncated {
                 buf.truncated = true;
@@ -70,7 +73,13 @@ impl CallLog {
 
     /// Takes the lines written since the last call, for storing.
     pub fn drain(&self) -> Vec<LogLine> {
-        std::mem::take(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()).lines)
+        std::mem::take(
+            &mut self
+                .inner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .lines,
+        )
     }
 }
 

@@ -98,13 +98,18 @@ impl Denials {
         let message = denial.to_string();
         self.0
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(denial);
         message
     }
 
     pub(crate) fn take(&self) -> Vec<Denial> {
-        std::mem::take(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(
+            &mut self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 

@@ -172,7 +172,9 @@ pub struct Output {
     pub exit_code: Option<i32>,
     /// The timeout (the command's or the step's) killed it.
     pub timed_out: bool,
+    /// What it printed on stdout (the first MiB; the step log has it all, up to its cap).
     pub stdout: Vec<u8>,
+    /// What it printed on stderr (likewise).
     pub stderr: Vec<u8>,
 }
 

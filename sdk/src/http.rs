@@ -15,31 +15,42 @@ use std::time::Duration;
 /// An outgoing request; build it, then [`Request::send`].
 #[derive(Clone, Debug)]
 pub struct Request {
+    /// `GET`, `POST`…
     pub method: String,
+    /// An absolute `http://` or `https://` URL; its host must be granted.
     pub url: String,
+    /// Headers in order, names as given.
     pub headers: Vec<(String, String)>,
+    /// The body (empty for none).
     pub body: Vec<u8>,
+    /// Give up after this long; the step's own deadline applies regardless.
     pub timeout: Option<Duration>,
 }
 
 /// A complete response (the body is read to the end).
 #[derive(Clone, Debug)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// Headers in order, names lower-case.
     pub headers: Vec<(String, String)>,
+    /// The whole body.
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// The body as text (invalid UTF-8 replaced).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The body parsed as JSON.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
         serde_json::from_slice(&self.body)
             .map_err(|e| Error::new(format!("response body is not the expected JSON: {e}")))
     }
 
+    /// A header's value, its name compared in any case.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -49,6 +60,7 @@ impl Response {
 }
 
 impl Request {
+    /// A request with no headers, body or timeout.
     pub fn new(method: impl Into<String>, url: impl Into<String>) -> Request {
         Request {
             method: method.into(),
@@ -59,19 +71,23 @@ impl Request {
         }
     }
 
+    /// A `GET`.
     pub fn get(url: impl Into<String>) -> Request {
         Request::new("GET", url)
     }
 
+    /// A `POST`.
     pub fn post(url: impl Into<String>) -> Request {
         Request::new("POST", url)
     }
 
+    /// Adds a header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
         self.headers.push((name.into(), value.into()));
         self
     }
 
+    /// Sets the body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
         self.body = body.into();
         self
@@ -83,11 +99,13 @@ impl Request {
         Ok(self.header("content-type", "application/json").body(body))
     }
 
+    /// Gives up after `timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Request {
         self.timeout = Some(timeout);
         self
     }
 
+    /// Sends it through the host's `wasi:http`, which refuses hosts not granted to the plugin.
     #[cfg(target_arch = "wasm32")]
     pub fn send(self) -> Result<Response, Error> {
         wasi_client::send(self)
@@ -104,7 +122,10 @@ impl Request {
 }
 
 /// `scheme://authority/path?query` → its parts.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    allow(dead_code, reason = "used only through the wasm host import")
+)]
 fn split_url(url: &str) -> Result<(&str, &str, &str), Error> {
     let (scheme, rest) = url
         .split_once("://")

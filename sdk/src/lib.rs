@@ -90,11 +90,14 @@
 //! [`log`], [`secrets`], [`exec`], [`http`]; [`output_file`] implements the `$WASMOPS_OUTPUT`
 //! convention and [`duration`] the `30s`/`5m` durations of `with` blocks.
 
+#![warn(missing_docs)]
+
 /// Bindings generated from `wit/plugin.wit`: world `wasmops:plugin/step-plugin@0.1.0` here, with
 /// the interfaces every world shares (`types`, `log`, `secrets`, `exec`, `wasi:http`…), and the
 /// `trigger-plugin` and `notifier-plugin` worlds in [`bindings::trigger_world`] and
 /// [`bindings::notifier_world`], which reuse those shared modules. Plugins normally use the
 /// wrappers in this crate; the raw types are here for anything they do not cover.
+#[allow(missing_docs, reason = "generated from the WIT, which documents it")]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",

@@ -152,7 +152,9 @@ impl Wait {
 /// Who may decide a [`Wait`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Approvers {
+    /// Users who may decide, by name.
     pub user_names: Vec<String>,
+    /// Groups whose members may decide.
     pub groups: Vec<String>,
 }
 

@@ -162,7 +162,7 @@ fn lint_schema(schema: &Value, at: &str, problems: &mut Vec<String>) {
                 }
             }
             "items" | "additionalProperties" => {
-                lint_schema(value, &format!("{at}.{key}"), problems)
+                lint_schema(value, &format!("{at}.{key}"), problems);
             }
             "prefixItems" | "oneOf" | "anyOf" | "allOf" => {
                 for (i, s) in value.as_array().unwrap().iter().enumerate() {

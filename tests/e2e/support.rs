@@ -84,7 +84,7 @@ impl Sandbox {
 }
 
 /// The directory of test plugins built from `tests/plugins/`.
-#[allow(dead_code)]
+#[allow(dead_code, reason = "not every test module uses every helper")]
 pub fn test_plugins() -> &'static Path {
     Path::new(env!("WASMOPS_TEST_PLUGINS"))
 }

@@ -160,7 +160,7 @@ impl RunCtx {
     }
 
     pub async fn fail(&self, node: &Node, error: String, attempts: u32) {
-        self.fail_after(node, error, attempts, Duration::ZERO).await
+        self.fail_after(node, error, attempts, Duration::ZERO).await;
     }
 
     pub async fn fail_after(&self, node: &Node, error: String, attempts: u32, elapsed: Duration) {
@@ -196,7 +196,7 @@ impl RunCtx {
                     step.summary = Some(reason.to_string());
                     records.push(step.shallow());
                 }
-                stack.extend(n.children.iter().map(|c| c.as_ref()));
+                stack.extend(n.children.iter().map(AsRef::as_ref));
             }
         }
         self.persist(&records).await;

@@ -85,7 +85,7 @@ impl Registry {
         let entries = std::fs::read_dir(dir)
             .map_err(|e| format!("cannot read plugin directory {}: {e}", dir.display()))?;
         let mut dirs: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
+            .filter_map(Result::ok)
             .map(|e| e.path())
             // `.NAME.installing` is an install in progress (or one that died half-way).
             .filter(|p| {
@@ -131,7 +131,7 @@ impl Registry {
         };
         self.plugins
             .write()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(entry.plugin.name().to_string(), entry);
     }
 
@@ -157,7 +157,9 @@ impl Registry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
-        self.plugins.read().unwrap_or_else(|e| e.into_inner())
+        self.plugins
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Checks a plugin folder the way a run would use it (manifest, component, linking against

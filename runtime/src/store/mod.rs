@@ -192,13 +192,15 @@ pub async fn transact<T: Send>(
     catalog
         .transact(&|tx| {
             let value = change(tx)?;
-            *produced.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+            *produced
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(value);
             Ok(())
         })
         .await?;
     produced
         .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .ok_or_else(|| {
             StoreError::Backend("the transaction committed without a result".into()).into()
         })

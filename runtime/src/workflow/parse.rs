@@ -704,7 +704,7 @@ impl Parser<'_> {
                 self.error(
                     node,
                     path,
-                    format!("`{}` is not a duration: {e}", text),
+                    format!("`{text}` is not a duration: {e}"),
                     Some("write e.g. `30s`, `5m`, `1h30m`, or a number of seconds".into()),
                 );
                 None

@@ -1,6 +1,6 @@
 //! The capabilities a plugin can be granted, each in three phases, and the table that lists them.
 //!
-//! A capability is one file here implementing [`HostCapability`]:
+//! A capability is one file here implementing `HostCapability` (in `phases.rs`):
 //! - **link**, once per engine: its host functions go into the linker every plugin shares;
 //! - **grant**, once per plugin load: what `plugin.toml` requests, narrowed by the operator's
 //!   `[plugins.NAME]` section (never widened), becomes the plugin's grant;

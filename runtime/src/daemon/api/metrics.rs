@@ -35,7 +35,7 @@ pub async fn metrics(State(st): State<AppState>, Caller(_): Caller) -> ApiResult
         .live
         .step_totals
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .iter()
     {
         let _ = writeln!(

@@ -44,7 +44,7 @@ pub async fn apply(
     *st.engine
         .projects
         .write()
-        .unwrap_or_else(|e| e.into_inner()) = Arc::new(applied.projects);
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(applied.projects);
     Ok(Json(
         json!({"projects": codes, "workflows": applied.workflows}),
     ))

@@ -19,7 +19,7 @@ use tokio::process::Command;
 pub struct Confinement {
     /// Read, write, create, remove and execute beneath these (the run workspace).
     pub read_write: Vec<PathBuf>,
-    /// Read and execute beneath these: operator grants and the [`program_roots`] of the
+    /// Read and execute beneath these: operator grants and the [`super::programs::program_roots`] of the
     /// granted programs.
     pub read_only: Vec<PathBuf>,
     /// Leave the child in the host's network namespace.
@@ -362,6 +362,7 @@ mod tests {
         assert!(out.stdout.contains("refused"), "{}", out.stdout);
         assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
         // Our own id mapped to itself, and nothing else.
+        // SAFETY: getuid has no failure mode.
         let uid = unsafe { libc::getuid() };
         let map: Vec<&str> = out
             .stdout
@@ -408,6 +409,7 @@ mod tests {
     async fn a_root_child_keeps_only_file_capabilities() {
         require_support();
         assert_eq!(
+            // SAFETY: geteuid has no failure mode.
             unsafe { libc::geteuid() },
             0,
             "this test checks what a root daemon's children keep; run it as root"

@@ -4,9 +4,9 @@
 //!
 //! - [`programs`]: granted names resolved to absolute paths, and the roots they need to start;
 //! - [`probe`]: what this kernel can enforce;
-//! - [`ruleset`]: the Landlock rules;
+//! - `ruleset`: the Landlock rules;
 //! - [`confine`]: the policy of one program run, from the grants and the call;
-//! - [`child`]: the code between fork and exec (all of the sandbox's `unsafe`).
+//! - `child`: the code between fork and exec (all of exec's `unsafe`).
 
 mod child;
 pub mod confine;

@@ -187,6 +187,6 @@ fn pinned_proc() -> &'static [OwnedFd] {
 pub(super) fn probe_ruleset() -> Result<Option<OwnedFd>, landlock::RulesetError> {
     Ruleset::default()
         .handle_access(AccessFs::ReadFile)
-        .and_then(|r| r.create())
+        .and_then(Ruleset::create)
         .map(Option::<OwnedFd>::from)
 }

@@ -6,9 +6,9 @@ use wasmops_sdk::prelude::*;
 struct Echo;
 
 impl Step for Echo {
-    type Config = serde_json::Value;
+    type Config = Value;
 
-    fn run(ctx: &Context, config: serde_json::Value) -> Result<Outcome, Error> {
+    fn run(ctx: &Context, config: Value) -> Result<Outcome, Error> {
         // Proves the workspace preopen: the same absolute path is writable from inside.
         let marker = ctx.workspace.join("echo-was-here");
         std::fs::write(&marker, ctx.step_path.as_bytes())?;
