@@ -129,20 +129,29 @@ impl SledStore {
     }
 
     fn write_steps(&self, run_id: &str, steps: &[StepRun]) -> Result<(), StoreError> {
-        fn add(
-            batch: &mut ::sled::Batch,
-            run_id: &str,
-            steps: &[StepRun],
-        ) -> Result<(), StoreError> {
+        fn flatten<'a>(steps: &'a [StepRun], out: &mut Vec<&'a StepRun>) {
             for step in steps {
-                let key = format!("{run_id}/{}", step.path);
-                batch.insert(key.as_bytes(), encode(&step.shallow())?);
-                add(batch, run_id, &step.children)?;
+                out.push(step);
+                flatten(&step.children, out);
             }
-            Ok(())
+        }
+        let mut records = Vec::new();
+        flatten(steps, &mut records);
+        // A batch takes sled's global write lock; the one or two records of a state change go
+        // in as plain inserts, so parallel steps do not queue behind each other.
+        if records.len() <= 4 {
+            for step in records {
+                let key = format!("{run_id}/{}", step.path);
+                self.steps
+                    .insert(key.as_bytes(), encode(&step.shallow())?)?;
+            }
+            return Ok(());
         }
         let mut batch = ::sled::Batch::default();
-        add(&mut batch, run_id, steps)?;
+        for step in records {
+            let key = format!("{run_id}/{}", step.path);
+            batch.insert(key.as_bytes(), encode(&step.shallow())?);
+        }
         self.steps.apply_batch(batch)?;
         Ok(())
     }
