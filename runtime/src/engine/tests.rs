@@ -43,6 +43,13 @@ fn harness_on(stores: Stores) -> Harness {
     }
 }
 
+impl Harness {
+    /// Runs a workflow to its end and returns the final record.
+    async fn run(&self, yaml: &str) -> Run {
+        self.engine.run_to_end(spec(yaml)).await.unwrap()
+    }
+}
+
 fn harness() -> Harness {
     harness_on(Stores::memory())
 }
@@ -87,8 +94,7 @@ async fn until(runs: &dyn RunStore, id: &str, status: RunStatus) -> Run {
 async fn sequential_steps_run_in_order_and_outputs_flow_forward() {
     let h = harness();
     let run = h
-        .engine
-        .run_to_end(spec(
+        .run(
             r#"
 steps:
   - id: first
@@ -97,9 +103,8 @@ steps:
   - uses: noop
     with: { summary: "got {{ steps.first.outputs.n + 1 }}" }
 "#,
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     assert_eq!(step(&run, "2").summary.as_deref(), Some("got 42"));
     let (one, two) = (step(&run, "1"), step(&run, "2"));
@@ -113,8 +118,7 @@ steps:
 async fn a_failure_stops_a_sequential_stage_but_parallel_siblings_finish() {
     let h = harness();
     let run = h
-        .engine
-        .run_to_end(spec(
+        .run(
             r#"
 steps:
   - run_as: parallel
@@ -125,9 +129,8 @@ steps:
         with: { summary: sibling }
   - uses: noop
 "#,
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(step(&run, "1.1").status, StepStatus::Failed);
     assert_eq!(step(&run, "1.1").error.as_deref(), Some("boom"));
@@ -140,8 +143,7 @@ steps:
 async fn a_condition_takes_one_branch_and_skips_the_other() {
     let h = harness();
     let run = h
-        .engine
-        .run_to_end(spec(
+        .run(
             r#"
 properties: { to_destroy: 2 }
 steps:
@@ -153,9 +155,8 @@ steps:
       - uses: noop
         with: { summary: fine }
 "#,
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     assert_eq!(step(&run, "1.1").summary.as_deref(), Some("careful"));
     assert_eq!(step(&run, "1.2").status, StepStatus::Skipped);
@@ -165,8 +166,7 @@ steps:
 async fn a_retried_step_counts_its_attempts_and_continue_on_error_lets_the_run_go_on() {
     let h = harness();
     let run = h
-        .engine
-        .run_to_end(spec(
+        .run(
             r#"
 steps:
   - uses: noop
@@ -176,9 +176,8 @@ steps:
   - uses: noop
     with: { summary: after }
 "#,
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     let retried = step(&run, "1");
     assert_eq!(retried.status, StepStatus::Failed);

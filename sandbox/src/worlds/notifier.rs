@@ -1,13 +1,18 @@
 //! The `notifier` world: validate a notifier's config and tell it about a run event.
 
-use super::{expect_kind, other_world};
+use super::Load;
+use crate::bindings::notifier::Guest;
 use crate::bindings::types::RunEvent;
 use crate::capabilities::CallEnv;
 use crate::error::CallFailure;
 use crate::kind::PluginKind;
-use crate::plugin::Exports;
-use crate::plugin::Plugin;
+use crate::plugin::{Exports, Plugin};
 use crate::sandbox::Sandbox;
+
+const NOTIFIER: Load<Guest> = |exports, store, instance| match exports {
+    Exports::Notifier(notifier) => Some(notifier.load(store, instance)),
+    _ => None,
+};
 
 impl Sandbox {
     /// The problems the plugin finds in a notifier's `with` block (JSON); empty when valid.
@@ -18,18 +23,16 @@ impl Sandbox {
         config: &str,
     ) -> Result<Vec<String>, CallFailure> {
         let config = config.to_string();
-        expect_kind(plugin, PluginKind::Notifier)?;
-        self.call(plugin, env, async |store, instance, exports| {
-            let Exports::Notifier(notifier) = exports else {
-                return Err(other_world());
-            };
-            let notifier = notifier.load(&mut *store, instance)?;
-            Ok(Ok(notifier
-                .call_validate(store, &config)
-                .await?
-                .err()
-                .unwrap_or_default()))
-        })
+        self.world_call(
+            plugin,
+            PluginKind::Notifier,
+            env,
+            NOTIFIER,
+            async |notifier, store| {
+                let verdict = notifier.call_validate(store, &config).await?;
+                Ok(Ok(verdict.err().unwrap_or_default()))
+            },
+        )
         .await
     }
 
@@ -42,14 +45,13 @@ impl Sandbox {
         event: &RunEvent,
     ) -> Result<(), CallFailure> {
         let config = config.to_string();
-        expect_kind(plugin, PluginKind::Notifier)?;
-        self.call(plugin, env, async |store, instance, exports| {
-            let Exports::Notifier(notifier) = exports else {
-                return Err(other_world());
-            };
-            let notifier = notifier.load(&mut *store, instance)?;
-            notifier.call_notify(store, &config, event).await
-        })
+        self.world_call(
+            plugin,
+            PluginKind::Notifier,
+            env,
+            NOTIFIER,
+            async |notifier, store| notifier.call_notify(store, &config, event).await,
+        )
         .await
     }
 }

@@ -1,13 +1,18 @@
 //! The `step` world: describe, validate, run and resume a step plugin.
 
-use super::{expect_kind, other_world};
+use super::Load;
+use crate::bindings::step::Guest;
 use crate::bindings::types::{Decision, StepInfo, StepOutcome, StepRequest};
 use crate::capabilities::CallEnv;
 use crate::error::CallFailure;
 use crate::kind::PluginKind;
-use crate::plugin::Exports;
-use crate::plugin::Plugin;
+use crate::plugin::{Exports, Plugin};
 use crate::sandbox::Sandbox;
+
+const STEP: Load<Guest> = |exports, store, instance| match exports {
+    Exports::Step(step) => Some(step.load(store, instance)),
+    _ => None,
+};
 
 impl Sandbox {
     /// What the plugin says about itself: description, config schema, outputs.
@@ -16,12 +21,7 @@ impl Sandbox {
         plugin: &Plugin,
         env: CallEnv,
     ) -> Result<StepInfo, CallFailure> {
-        expect_kind(plugin, PluginKind::Step)?;
-        self.call(plugin, env, async |store, instance, exports| {
-            let Exports::Step(step) = exports else {
-                return Err(other_world());
-            };
-            let step = step.load(&mut *store, instance)?;
+        self.world_call(plugin, PluginKind::Step, env, STEP, async |step, store| {
             Ok(Ok(step.call_describe(store).await?))
         })
         .await
@@ -36,17 +36,9 @@ impl Sandbox {
         config: &str,
     ) -> Result<Vec<String>, CallFailure> {
         let config = config.to_string();
-        expect_kind(plugin, PluginKind::Step)?;
-        self.call(plugin, env, async |store, instance, exports| {
-            let Exports::Step(step) = exports else {
-                return Err(other_world());
-            };
-            let step = step.load(&mut *store, instance)?;
-            Ok(Ok(step
-                .call_validate(store, &config)
-                .await?
-                .err()
-                .unwrap_or_default()))
+        self.world_call(plugin, PluginKind::Step, env, STEP, async |step, store| {
+            let verdict = step.call_validate(store, &config).await?;
+            Ok(Ok(verdict.err().unwrap_or_default()))
         })
         .await
     }
@@ -58,12 +50,7 @@ impl Sandbox {
         env: CallEnv,
         request: &StepRequest,
     ) -> Result<StepOutcome, CallFailure> {
-        expect_kind(plugin, PluginKind::Step)?;
-        self.call(plugin, env, async |store, instance, exports| {
-            let Exports::Step(step) = exports else {
-                return Err(other_world());
-            };
-            let step = step.load(&mut *store, instance)?;
+        self.world_call(plugin, PluginKind::Step, env, STEP, async |step, store| {
             step.call_run(store, request).await
         })
         .await
@@ -79,12 +66,7 @@ impl Sandbox {
         decision: &Decision,
     ) -> Result<StepOutcome, CallFailure> {
         let state = state.to_string();
-        expect_kind(plugin, PluginKind::Step)?;
-        self.call(plugin, env, async |store, instance, exports| {
-            let Exports::Step(step) = exports else {
-                return Err(other_world());
-            };
-            let step = step.load(&mut *store, instance)?;
+        self.world_call(plugin, PluginKind::Step, env, STEP, async |step, store| {
             step.call_resume(store, request, &state, decision).await
         })
         .await

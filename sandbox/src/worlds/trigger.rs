@@ -1,14 +1,19 @@
 //! The `trigger` world: validate a trigger's config, ask what it listens for, and let it decide
 //! what an event means.
 
-use super::{expect_kind, other_world};
+use super::Load;
+use crate::bindings::trigger::Guest;
 use crate::bindings::types::{Subscription, TriggerDecision, TriggerEvent};
 use crate::capabilities::CallEnv;
 use crate::error::CallFailure;
 use crate::kind::PluginKind;
-use crate::plugin::Exports;
-use crate::plugin::Plugin;
+use crate::plugin::{Exports, Plugin};
 use crate::sandbox::Sandbox;
+
+const TRIGGER: Load<Guest> = |exports, store, instance| match exports {
+    Exports::Trigger(trigger) => Some(trigger.load(store, instance)),
+    _ => None,
+};
 
 impl Sandbox {
     /// The problems the plugin finds in a trigger's `with` block (JSON); empty when valid.
@@ -19,18 +24,16 @@ impl Sandbox {
         config: &str,
     ) -> Result<Vec<String>, CallFailure> {
         let config = config.to_string();
-        expect_kind(plugin, PluginKind::Trigger)?;
-        self.call(plugin, env, async |store, instance, exports| {
-            let Exports::Trigger(trigger) = exports else {
-                return Err(other_world());
-            };
-            let trigger = trigger.load(&mut *store, instance)?;
-            Ok(Ok(trigger
-                .call_validate(store, &config)
-                .await?
-                .err()
-                .unwrap_or_default()))
-        })
+        self.world_call(
+            plugin,
+            PluginKind::Trigger,
+            env,
+            TRIGGER,
+            async |trigger, store| {
+                let verdict = trigger.call_validate(store, &config).await?;
+                Ok(Ok(verdict.err().unwrap_or_default()))
+            },
+        )
         .await
     }
 
@@ -42,14 +45,13 @@ impl Sandbox {
         config: &str,
     ) -> Result<Vec<Subscription>, CallFailure> {
         let config = config.to_string();
-        expect_kind(plugin, PluginKind::Trigger)?;
-        self.call(plugin, env, async |store, instance, exports| {
-            let Exports::Trigger(trigger) = exports else {
-                return Err(other_world());
-            };
-            let trigger = trigger.load(&mut *store, instance)?;
-            trigger.call_subscribe(store, &config).await
-        })
+        self.world_call(
+            plugin,
+            PluginKind::Trigger,
+            env,
+            TRIGGER,
+            async |trigger, store| trigger.call_subscribe(store, &config).await,
+        )
         .await
     }
 
@@ -62,14 +64,13 @@ impl Sandbox {
         event: &TriggerEvent,
     ) -> Result<TriggerDecision, CallFailure> {
         let config = config.to_string();
-        expect_kind(plugin, PluginKind::Trigger)?;
-        self.call(plugin, env, async |store, instance, exports| {
-            let Exports::Trigger(trigger) = exports else {
-                return Err(other_world());
-            };
-            let trigger = trigger.load(&mut *store, instance)?;
-            Ok(Ok(trigger.call_on_event(store, &config, event).await?))
-        })
+        self.world_call(
+            plugin,
+            PluginKind::Trigger,
+            env,
+            TRIGGER,
+            async |trigger, store| Ok(Ok(trigger.call_on_event(store, &config, event).await?)),
+        )
         .await
     }
 }
