@@ -245,3 +245,129 @@ capabilities! {
     http: http::Http => (http::HttpRequest, http::HttpOperator, http::HttpGrant),
     exec: exec::Exec => (exec::ExecRequest, exec::ExecOperator, exec::ExecGrant),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+    use std::path::PathBuf;
+
+    fn manifest() -> Manifest {
+        Manifest::parse(
+            r#"
+name = "tf"
+version = "1"
+kind = "step"
+component = "tf.wasm"
+[capabilities]
+exec = ["bash", "terraform-not-installed"]
+http = ["https://registry.terraform.io", "https://*.amazonaws.com"]
+secrets = ["aws_*", "slack"]
+files = [{ path = "workspace", mode = "rw" }, { path = "/srv/modules", mode = "rw" }]
+network = true
+[limits]
+memory = "128MiB"
+timeout = "30m"
+"#,
+        )
+        .unwrap()
+    }
+
+    fn grants(operator: &OperatorGrant) -> Grants {
+        let m = manifest();
+        Grants::decide(&m.capabilities, &m.limits, operator).unwrap()
+    }
+
+    #[test]
+    fn without_operator_config_the_request_stands_but_operator_only_grants_do_not() {
+        let g = grants(&OperatorGrant::default());
+        assert!(g.exec.programs.contains_key("bash"));
+        assert_eq!(g.exec.missing_programs, ["terraform-not-installed"]);
+        assert_eq!(g.http.http_entries.len(), 2);
+        assert_eq!(g.files.workspace, Some(FileMode::Rw));
+        assert!(
+            g.files.dirs.is_empty(),
+            "host directories need the operator"
+        );
+        assert!(!g.http.allow_private_http);
+        assert!(g.exec.network);
+    }
+
+    #[test]
+    fn the_operator_narrows_and_never_widens() {
+        let op: OperatorGrant = toml::from_str(
+            r#"
+exec = ["bash", "curl"]
+http = ["https://registry.terraform.io"]
+secrets = ["slack", "github_token"]
+files = [{ path = "/srv/modules", mode = "ro" }, { path = "/etc", mode = "rw" }]
+network = false
+memory = "1GiB"
+timeout = "5m"
+"#,
+        )
+        .unwrap();
+        let g = grants(&op);
+        assert_eq!(
+            g.exec.programs.keys().collect::<Vec<_>>(),
+            ["bash"],
+            "curl was never requested"
+        );
+        assert_eq!(g.http.http_entries, ["https://registry.terraform.io"]);
+        assert_eq!(g.secrets.secrets, ["slack"]);
+        assert_eq!(
+            g.files.dirs,
+            [(PathBuf::from("/srv/modules"), FileMode::Ro)]
+        );
+        assert!(!g.exec.network);
+        assert_eq!(
+            g.limits.memory,
+            128 << 20,
+            "a higher operator limit is ignored"
+        );
+        assert_eq!(g.limits.timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn grants_serialize_flat_as_the_api_documents_them() {
+        let json = serde_json::to_value(grants(&OperatorGrant::default())).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "allow_private_http",
+                "dirs",
+                "env",
+                "http_entries",
+                "memory",
+                "missing_programs",
+                "network",
+                "programs",
+                "secrets",
+                "timeout",
+                "workspace"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_key_no_capability_knows_is_refused_where_it_is_written() {
+        let err = toml::from_str::<OperatorGrant>("exce = [\"bash\"]\n").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown capability `exce`"),
+            "{err}"
+        );
+        let err = Manifest::parse(
+            "name='x'\nversion='1'\nkind='step'\ncomponent='x.wasm'\n[capabilities]\nnetwrk=true\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("unknown capability `netwrk`"), "{err}");
+        assert!(err.contains("known: secrets, env, files, http, exec, network"), "{err}");
+    }
+}
