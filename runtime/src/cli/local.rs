@@ -6,7 +6,7 @@ use crate::engine::{Engine, EngineParts, Mode};
 use crate::plugins::Registry;
 use crate::project::Projects;
 use crate::records::{RunSpec, RunStatus, Trigger};
-use crate::store::{RunQuery, RunStore, SledStore};
+use crate::store::{RunQuery, RunStore, SledStore, list_all};
 use crate::workflow::{Workflow, parse_workflow};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value};
@@ -104,16 +104,7 @@ fn open_runs(local: &LocalOpts) -> Result<Arc<dyn RunStore>> {
 
 pub async fn runs_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
     let store = open_runs(local)?;
-    let mut runs = Vec::new();
-    let mut query = RunQuery::default().all();
-    loop {
-        let page = store.list(&query).await?;
-        runs.extend(page.runs);
-        match page.next {
-            Some(next) => query.cursor = Some(next),
-            None => break,
-        }
-    }
+    let runs = list_all(store.as_ref(), RunQuery::default()).await?;
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
         Output::Text => {

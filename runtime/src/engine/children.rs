@@ -5,7 +5,7 @@ use super::plan::Node;
 use super::records::{Done, RunCtx};
 use crate::records::{Run, RunStatus, Trigger};
 use crate::records::{RunSpec, split_workflow_path};
-use crate::store::RunQuery;
+use crate::store::{RunQuery, list_all};
 use crate::workflow::{RunAs, StepKind, template};
 use serde_json::{Map, Value, json};
 
@@ -76,13 +76,9 @@ impl RunCtx {
             parent: Some(parent.clone()),
             ..RunQuery::default()
         };
-        let existing: Vec<Run> = self
-            .engine
-            .runs
-            .list(&query.all())
+        let existing: Vec<Run> = list_all(self.engine.runs.as_ref(), query)
             .await
-            .map_err(|e| e.to_string())?
-            .runs;
+            .map_err(|e| e.to_string())?;
         let mut ids = Vec::new();
         for (index, overrides) in overrides.into_iter().enumerate() {
             // After a restart, the children this step already started are picked up, not doubled.

@@ -6,7 +6,7 @@ use super::Engine;
 use super::plan::{Action, Node, Planner, Scope};
 use super::records::{Done, RunCtx, RunState, find};
 use crate::records::{RunSpec, RunStatus, StepRun, StepStatus};
-use crate::store::RunQuery;
+use crate::store::{RunQuery, list_all};
 use crate::workflow::{RunAs, template};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
@@ -119,7 +119,7 @@ fn cancel_children<'a>(
             statuses: vec![RunStatus::Queued, RunStatus::Running, RunStatus::Waiting],
             ..RunQuery::default()
         };
-        let children = engine.runs.list(&query.all()).await?.runs;
+        let children = list_all(engine.runs.as_ref(), query).await?;
         for child in children {
             engine.live.runs.lock().unwrap().remove(&child.id);
             engine.live.cancels.lock().unwrap().remove(&child.id);

@@ -14,7 +14,7 @@ pub use waits::{DecisionInput, find_by_path_or_id};
 use crate::plugins::Registry;
 use crate::project::Projects;
 use crate::records::{Run, RunSpec, RunStatus, new_run_id};
-use crate::store::{CatalogStore, RunQuery, RunStore, StoreError};
+use crate::store::{CatalogStore, RunQuery, RunStore, StoreError, list_all};
 use crate::workflow::Workflow;
 use records::RunCtx;
 use serde::Serialize;
@@ -246,20 +246,11 @@ impl Engine {
     /// After a restart: queued runs start (in the order they were created) and runs that were
     /// running or waiting resume; completed steps are kept, interrupted ones run again.
     pub async fn recover(self: &Arc<Self>) -> Result<usize, EngineError> {
-        let mut pending = Vec::new();
-        let mut query = RunQuery {
+        let query = RunQuery {
             statuses: vec![RunStatus::Queued, RunStatus::Running, RunStatus::Waiting],
             ..RunQuery::default()
-        }
-        .all();
-        loop {
-            let page = self.runs.list(&query).await?;
-            pending.extend(page.runs);
-            match page.next {
-                Some(next) => query.cursor = Some(next),
-                None => break,
-            }
-        }
+        };
+        let mut pending = list_all(self.runs.as_ref(), query).await?;
         pending.sort_by_key(|r| r.created_at);
         for run in &pending {
             self.spawn(run.id.clone());

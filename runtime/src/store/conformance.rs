@@ -62,11 +62,9 @@ fn line(text: &str) -> LogLine {
 }
 
 async fn ids(store: &dyn RunStore, query: RunQuery) -> Vec<String> {
-    store
-        .list(&query.all())
+    list_all(store, query)
         .await
         .unwrap()
-        .runs
         .into_iter()
         .map(|r| r.id)
         .collect()
@@ -309,6 +307,52 @@ async fn runs_filter_by_workflow_status_and_parent(stores: &Stores) {
     assert_eq!(counts.values().sum::<u64>(), 4);
 }
 
+async fn a_header_that_moves_is_found_where_it_now_belongs(stores: &Stores) {
+    let runs = stores.runs.as_ref();
+    let r = run("wfr_moving01", "before", RunStatus::Queued, 7);
+    runs.create(&r, &spec("before")).await.unwrap();
+    let mut moved = child_of(r.clone(), "wfr_parent01/1");
+    moved.workflow = "after".into();
+    moved.status = RunStatus::Running;
+    runs.put(&r.id, Some(&moved), &[step("1", vec![])])
+        .await
+        .unwrap();
+    let by_workflow = |w: &str| RunQuery {
+        workflow: Some(w.into()),
+        ..RunQuery::default()
+    };
+    assert!(ids(runs, by_workflow("before")).await.is_empty());
+    assert_eq!(ids(runs, by_workflow("after")).await, ["wfr_moving01"]);
+    let children = RunQuery {
+        parent: Some("wfr_parent01".into()),
+        ..RunQuery::default()
+    };
+    assert_eq!(ids(runs, children).await, ["wfr_moving01"]);
+    let read = runs.run(&r.id).await.unwrap().unwrap();
+    assert_eq!(
+        read.steps.len(),
+        1,
+        "the header and its steps landed together"
+    );
+}
+
+async fn every_page_is_listed_past_the_largest_page(stores: &Stores) {
+    let runs = stores.runs.as_ref();
+    let n = MAX_PAGE + 3;
+    for i in 0..n {
+        let r = run(
+            &format!("wfr_many{i:04}"),
+            "many",
+            RunStatus::Succeeded,
+            i as i64,
+        );
+        runs.create(&r, &spec("many")).await.unwrap();
+    }
+    let all = list_all(runs, RunQuery::default()).await.unwrap();
+    assert_eq!(all.len(), n);
+    assert_eq!(all[0].id, format!("wfr_many{:04}", n - 1));
+}
+
 fn record(path: &str) -> WorkflowRecord {
     WorkflowRecord {
         path: path.into(),
@@ -436,10 +480,18 @@ macro_rules! conformance {
             case!(logs_keep_their_order_and_filter_by_step);
             case!(runs_list_newest_first_one_page_at_a_time);
             case!(runs_filter_by_workflow_status_and_parent);
+            case!(a_header_that_moves_is_found_where_it_now_belongs);
             case!(catalog_transactions_commit_whole_or_not_at_all);
             case!(concurrent_publishes_never_share_a_version);
         }
     };
+}
+
+/// Paging past the largest page, on the in-memory backend (a thousand durable writes to disk
+/// would make the suite slow; the paging is the store-independent `list_all`).
+#[tokio::test]
+async fn every_page_is_listed_past_the_largest_page_in_memory() {
+    every_page_is_listed_past_the_largest_page(&Stores::memory()).await;
 }
 
 conformance!(sled, {
@@ -479,6 +531,36 @@ mod sled_files {
         };
         assert_eq!(ids(stores.runs.as_ref(), waiting).await, ["wfr_reopen01"]);
         assert!(stores.catalog.workflow("/x").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn runs_an_older_binary_wrote_after_a_rollback_are_indexed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let stores = Stores::open(&StoreConfig::Sled, dir.path()).unwrap();
+            let r = run("wfr_indexed1", "w", RunStatus::Succeeded, 1);
+            stores.runs.create(&r, &spec("w")).await.unwrap();
+        }
+        {
+            // An older binary, run after a rollback, writes a header and nothing else.
+            let db = ::sled::open(dir.path().join("db")).unwrap();
+            let header = serde_json::to_vec(&run("wfr_rolled01", "w", RunStatus::Queued, 2));
+            db.open_tree("runs")
+                .unwrap()
+                .insert("wfr_rolled01", header.unwrap())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let stores = Stores::open(&StoreConfig::Sled, dir.path()).unwrap();
+        let queued = RunQuery {
+            statuses: vec![RunStatus::Queued],
+            ..RunQuery::default()
+        };
+        assert_eq!(ids(stores.runs.as_ref(), queued).await, ["wfr_rolled01"]);
+        assert_eq!(
+            ids(stores.runs.as_ref(), RunQuery::default()).await,
+            ["wfr_rolled01", "wfr_indexed1"]
+        );
     }
 
     #[tokio::test]

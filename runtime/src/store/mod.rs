@@ -49,7 +49,8 @@ pub struct RunQuery {
     pub workflow: Option<String>,
     /// Runs in any of these states; all when empty.
     pub statuses: Vec<RunStatus>,
-    /// Child runs of this run (`wfr_…`), or of one of its steps (`wfr_…/2.1`).
+    /// Child runs of this run (`wfr_…`, whichever step started them), or of exactly one of its
+    /// steps (`wfr_…/2.1`: not `2.1.3`'s, not `2.10`'s).
     pub parent: Option<String>,
     /// Continue after the last run of a previous page ([`RunPage::next`]).
     pub cursor: Option<String>,
@@ -58,12 +59,6 @@ pub struct RunQuery {
 }
 
 impl RunQuery {
-    /// Every run matching the other fields, page after page.
-    pub fn all(mut self) -> RunQuery {
-        self.limit = MAX_PAGE;
-        self
-    }
-
     fn page_size(&self) -> usize {
         self.limit.clamp(1, MAX_PAGE)
     }
@@ -98,7 +93,7 @@ pub trait RunStore: Send + Sync {
     async fn create(&self, run: &Run, spec: &RunSpec) -> Result<(), StoreError>;
 
     /// Writes a run's header (its steps ignored), when given, and step records, each with its
-    /// descendants, together.
+    /// descendants, atomically: after a crash, all of them or none.
     async fn put(
         &self,
         run_id: &str,
@@ -181,6 +176,21 @@ pub trait CatalogStore: Send + Sync {
     /// Runs `change` atomically: it sees one consistent catalog, and its writes all land, durably,
     /// or none do. Two transactions on the same workflow never interleave.
     async fn transact(&self, change: CatalogChange<'_>) -> Result<(), TxError>;
+}
+
+/// Every run matching `query` (its cursor and limit aside), newest first, page after page.
+pub async fn list_all(runs: &dyn RunStore, mut query: RunQuery) -> Result<Vec<Run>, StoreError> {
+    query.limit = MAX_PAGE;
+    query.cursor = None;
+    let mut all = Vec::new();
+    loop {
+        let page = runs.list(&query).await?;
+        all.extend(page.runs);
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => return Ok(all),
+        }
+    }
 }
 
 /// Runs `change` in a catalog transaction and returns what it produced.

@@ -142,10 +142,11 @@ pub async fn list(
     uri: Uri,
     Params(filter): Params<RunFilter>,
 ) -> ApiResult<Response> {
+    let present = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
     let query = RunQuery {
-        workflow: filter.workflow.clone(),
+        workflow: present(&filter.workflow),
         statuses: statuses(filter.status.as_deref().unwrap_or_default())?,
-        parent: filter.parent.clone(),
+        parent: present(&filter.parent),
         ..RunQuery::default()
     };
     let (limit, cursor) = (filter.limit, filter.cursor.clone());

@@ -42,32 +42,62 @@ fn parent_run(run: &Run) -> Option<&str> {
     run.parent().map(|p| p.split('/').next().unwrap_or(p))
 }
 
+/// The positions of the index trees among a run write's trees, after runs, specs and steps.
+const BY_TIME: usize = 0;
+const BY_WORKFLOW: usize = 1;
+const BY_STATUS: usize = 2;
+const BY_PARENT: usize = 3;
+
+/// Every index entry a run header implies: (index, key).
+fn index_entries(run: &Run) -> Vec<(usize, Vec<u8>)> {
+    let key = RunKey::of(run).bytes();
+    let mut entries = vec![
+        (BY_TIME, key.clone()),
+        (BY_WORKFLOW, with_key(name_prefix(&run.workflow), &key)),
+        (BY_STATUS, with_key(status_prefix(run.status), &key)),
+    ];
+    if let Some(parent) = parent_run(run) {
+        entries.push((BY_PARENT, with_key(name_prefix(parent), &key)));
+    }
+    entries
+}
+
+/// Every step record of a tree, parents first.
+fn flatten(steps: &[StepRun]) -> Vec<&StepRun> {
+    fn walk<'a>(steps: &'a [StepRun], out: &mut Vec<&'a StepRun>) {
+        for step in steps {
+            out.push(step);
+            walk(&step.children, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(steps, &mut out);
+    out
+}
+
 impl SledStore {
     /// Builds the run indexes of a store written before they existed.
     pub(super) fn build_indexes(&self) -> Result<(), StoreError> {
-        if self.meta.get(INDEX_VERSION_KEY)?.as_deref() == Some(INDEX_VERSION) {
+        // An older binary (before the indexes, or run after a rollback) writes headers only:
+        // rebuild whenever the time index, which holds every run once, disagrees.
+        let current = self.meta.get(INDEX_VERSION_KEY)?.as_deref() == Some(INDEX_VERSION);
+        if current && self.runs.len() == self.by_time.len() {
             return Ok(());
         }
-        for tree in [
+        let trees = [
             &self.by_time,
             &self.by_workflow,
             &self.by_status,
             &self.by_parent,
-        ] {
+        ];
+        for tree in trees {
             tree.clear()?;
         }
         for entry in self.runs.iter() {
             let (id, bytes) = entry?;
             let run: Run = decode("run", &String::from_utf8_lossy(&id), &bytes)?;
-            let key = RunKey::of(&run).bytes();
-            self.by_time.insert(&key, &[])?;
-            self.by_workflow
-                .insert(with_key(name_prefix(&run.workflow), &key), &[])?;
-            self.by_status
-                .insert(with_key(status_prefix(run.status), &key), &[])?;
-            if let Some(parent) = parent_run(&run) {
-                self.by_parent
-                    .insert(with_key(name_prefix(parent), &key), &[])?;
+            for (index, key) in index_entries(&run) {
+                trees[index].insert(key, &[])?;
             }
         }
         self.meta.insert(INDEX_VERSION_KEY, INDEX_VERSION)?;
@@ -75,50 +105,67 @@ impl SledStore {
         Ok(())
     }
 
-    /// Writes a header (and the spec of a new run) with the index entries it implies, in one
-    /// transaction.
-    fn write_header(&self, run: &Run, spec: Option<&RunSpec>) -> Result<(), StoreError> {
+    /// Writes a header (and the spec of a new run, and step records) with the index entries it
+    /// implies, in one transaction. Entries the old header implied and the new one does not
+    /// are removed.
+    fn write_run(
+        &self,
+        run: &Run,
+        spec: Option<&RunSpec>,
+        steps: &[&StepRun],
+    ) -> Result<(), StoreError> {
         let header = encode(&Run {
             steps: Vec::new(),
             ..run.clone()
         })?;
         let spec = spec.map(encode).transpose()?;
-        let key = RunKey::of(run).bytes();
+        let records = steps
+            .iter()
+            .map(|step| {
+                Ok((
+                    format!("{}/{}", run.id, step.path),
+                    encode(&step.shallow())?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let new_entries = index_entries(run);
         let trees = [
             &self.runs,
             &self.specs,
+            &self.steps,
             &self.by_time,
             &self.by_workflow,
             &self.by_status,
             &self.by_parent,
         ];
         let outcome = trees[..].transaction(|t| {
-            let [runs, specs, by_time, by_workflow, by_status, by_parent] = &t[..] else {
-                let trees = StoreError::Backend("a run write needs six trees".into());
+            let [runs, specs, steps, indexes @ ..] = &t[..] else {
+                let trees = StoreError::Backend("a run write needs seven trees".into());
                 return Err(ConflictableTransactionError::Abort(trees));
             };
-            let old = runs.insert(run.id.as_bytes(), header.as_slice())?;
+            let old_entries = match runs.insert(run.id.as_bytes(), header.as_slice())? {
+                Some(old) => index_entries(
+                    &decode::<Run>("run", &run.id, &old)
+                        .map_err(ConflictableTransactionError::Abort)?,
+                ),
+                None => Vec::new(),
+            };
+            for (index, key) in &old_entries {
+                if !new_entries.contains(&(*index, key.clone())) {
+                    indexes[*index].remove(key.as_slice())?;
+                }
+            }
+            let empty: &[u8] = &[];
+            for (index, key) in &new_entries {
+                if !old_entries.contains(&(*index, key.clone())) {
+                    indexes[*index].insert(key.as_slice(), empty)?;
+                }
+            }
             if let Some(spec) = &spec {
                 specs.insert(run.id.as_bytes(), spec.as_slice())?;
             }
-            let empty: &[u8] = &[];
-            match old {
-                None => {
-                    by_time.insert(key.as_slice(), empty)?;
-                    by_workflow.insert(with_key(name_prefix(&run.workflow), &key), empty)?;
-                    by_status.insert(with_key(status_prefix(run.status), &key), empty)?;
-                    if let Some(parent) = parent_run(run) {
-                        by_parent.insert(with_key(name_prefix(parent), &key), empty)?;
-                    }
-                }
-                Some(old) => {
-                    let old: Run = decode("run", &run.id, &old)
-                        .map_err(ConflictableTransactionError::Abort)?;
-                    if old.status != run.status {
-                        by_status.remove(with_key(status_prefix(old.status), &key))?;
-                        by_status.insert(with_key(status_prefix(run.status), &key), empty)?;
-                    }
-                }
+            for (key, record) in &records {
+                steps.insert(key.as_bytes(), record.as_slice())?;
             }
             Ok(())
         });
@@ -128,27 +175,18 @@ impl SledStore {
         })
     }
 
-    fn write_steps(&self, run_id: &str, steps: &[StepRun]) -> Result<(), StoreError> {
-        fn flatten<'a>(steps: &'a [StepRun], out: &mut Vec<&'a StepRun>) {
-            for step in steps {
-                out.push(step);
-                flatten(&step.children, out);
-            }
-        }
-        let mut records = Vec::new();
-        flatten(steps, &mut records);
-        // A batch takes sled's global write lock; the one or two records of a state change go
-        // in as plain inserts, so parallel steps do not queue behind each other.
-        if records.len() <= 4 {
-            for step in records {
-                let key = format!("{run_id}/{}", step.path);
-                self.steps
-                    .insert(key.as_bytes(), encode(&step.shallow())?)?;
-            }
+    /// Step records without a header: one (the common state change) as a plain insert, several
+    /// as one batch. Either way atomic; a batch takes sled's global write lock, which parallel
+    /// steps writing one record each should not queue behind.
+    fn write_steps(&self, run_id: &str, steps: &[&StepRun]) -> Result<(), StoreError> {
+        if let [step] = steps {
+            let key = format!("{run_id}/{}", step.path);
+            self.steps
+                .insert(key.as_bytes(), encode(&step.shallow())?)?;
             return Ok(());
         }
         let mut batch = ::sled::Batch::default();
-        for step in records {
+        for step in steps {
             let key = format!("{run_id}/{}", step.path);
             batch.insert(key.as_bytes(), encode(&step.shallow())?);
         }
@@ -211,7 +249,7 @@ fn merge_descending(
 #[async_trait]
 impl RunStore for SledStore {
     async fn create(&self, run: &Run, spec: &RunSpec) -> Result<(), StoreError> {
-        self.write_header(run, Some(spec))?;
+        self.write_run(run, Some(spec), &[])?;
         self.commit().await
     }
 
@@ -221,11 +259,11 @@ impl RunStore for SledStore {
         header: Option<&Run>,
         steps: &[StepRun],
     ) -> Result<(), StoreError> {
-        if let Some(header) = header {
-            self.write_header(header, None)?;
-        }
-        if !steps.is_empty() {
-            self.write_steps(run_id, steps)?;
+        let steps = flatten(steps);
+        match header {
+            Some(header) => self.write_run(header, None, &steps)?,
+            None if !steps.is_empty() => self.write_steps(run_id, &steps)?,
+            None => {}
         }
         self.commit().await
     }
