@@ -34,7 +34,7 @@ impl Sandbox {
         let linked = self
             .linked(plugin)
             .map_err(|e| CallFailure::setup(name, e.to_string()))?;
-        let limits = &plugin.grants.limits;
+        let limits = &plugin.grants().limits;
         let wall = env
             .timeout
             .map_or(limits.timeout, |t| t.min(limits.timeout));
@@ -44,9 +44,9 @@ impl Sandbox {
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
         let denials = Denials::default();
         let mut wasi = WasiCtxBuilder::new();
-        let shared = shared(&plugin.grants);
+        let shared = shared(plugin.grants());
         let caps = prepare_all(
-            &plugin.grants,
+            plugin.grants(),
             &mut Prepare {
                 plugin: name,
                 env: &env,
@@ -67,7 +67,11 @@ impl Sandbox {
             },
             caps,
         };
-        let mut store = Store::new(&self.engine, state);
+        let engine = &self
+            .runtime()
+            .map_err(|e| CallFailure::setup(name, e.to_string()))?
+            .engine;
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.memory);
         // The callback runs once per epoch tick spent executing guest code, so counting calls
         // measures CPU time (time blocked in host calls is not counted; the wall-clock timeout
@@ -91,9 +95,13 @@ impl Sandbox {
             body(&mut store, &instance, &linked.exports).await
         };
         let outcome = tokio::time::timeout(wall, work).await;
-        let denials = denials.take();
+        let (denials, more_denials) = denials.take();
         for denial in &denials {
             env.log.push("warn", &format!("sandbox denied {denial}"));
+        }
+        if more_denials > 0 {
+            let more = format!("sandbox denied {more_denials} more requests");
+            env.log.push("warn", &more);
         }
         let cause = match outcome {
             Ok(Ok(Ok(answer))) => return Ok(answer),
@@ -105,6 +113,7 @@ impl Sandbox {
             plugin: name.to_string(),
             cause,
             denials,
+            more_denials,
         })
     }
 }
@@ -117,15 +126,22 @@ fn classify(err: wasmtime::Error, wall: Duration, memory: u64) -> TrapKind {
     if err.downcast_ref::<MemoryLimitExceeded>().is_some() {
         return TrapKind::Memory { limit: memory };
     }
-    // The first line names the trap; wasm backtraces follow and help plugin authors.
-    let text = format!("{err:#}");
-    let mut lines = text.lines();
-    let head = lines.next().unwrap_or("trap");
-    let detail: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).take(8).collect();
-    let message = if detail.is_empty() {
-        head.to_string()
+    // The root cause names the trap (`wasm trap: … unreachable …`); the first frames of the
+    // wasm backtrace help plugin authors find where.
+    let reason = err.root_cause().to_string();
+    let backtrace = err
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let frames: Vec<&str> = backtrace
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(8)
+        .collect();
+    let message = if frames.is_empty() {
+        reason
     } else {
-        format!("{head}\n{}", detail.join("\n"))
+        format!("{reason}\n{}", frames.join("\n"))
     };
     TrapKind::Guest { message }
 }

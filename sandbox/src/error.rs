@@ -88,27 +88,45 @@ impl fmt::Display for Denial {
 
 impl std::error::Error for Denial {}
 
+/// The refusals one call keeps; a plugin looping on a refused request cannot grow the host's
+/// memory, only the count of the ones left out.
+const MAX_DENIALS: usize = 32;
+
 /// What the sandbox refused during one call, shared by the capabilities that refuse.
 #[derive(Clone, Default)]
-pub(crate) struct Denials(Arc<Mutex<Vec<Denial>>>);
+pub(crate) struct Denials(Arc<Mutex<Refused>>);
+
+#[derive(Default)]
+struct Refused {
+    kept: Vec<Denial>,
+    more: u64,
+}
 
 impl Denials {
-    /// Records a refusal and returns the message the plugin gets.
-    pub(crate) fn refuse(&self, denial: Denial) -> String {
-        let message = denial.to_string();
+    fn refused(&self) -> std::sync::MutexGuard<'_, Refused> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(denial);
+    }
+
+    /// Records a refusal and returns the message the plugin gets.
+    pub(crate) fn refuse(&self, denial: Denial) -> String {
+        let message = denial.to_string();
+        let mut refused = self.refused();
+        if refused.kept.len() < MAX_DENIALS {
+            refused.kept.push(denial);
+        } else {
+            refused.more = refused.more.saturating_add(1);
+        }
         message
     }
 
-    pub(crate) fn take(&self) -> Vec<Denial> {
-        std::mem::take(
-            &mut self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
+    /// The refusals kept, and how many more there were.
+    pub(crate) fn take(&self) -> (Vec<Denial>, u64) {
+        let mut refused = self.refused();
+        (
+            std::mem::take(&mut refused.kept),
+            std::mem::take(&mut refused.more),
         )
     }
 }
@@ -237,8 +255,10 @@ pub struct CallFailure {
     pub plugin: String,
     /// Why the call failed.
     pub cause: FailureCause,
-    /// Refusals during the call, in order.
+    /// Refusals during the call, in order (the first few dozen).
     pub denials: Vec<Denial>,
+    /// How many more refusals there were than `denials` holds.
+    pub more_denials: u64,
 }
 
 impl CallFailure {
@@ -247,6 +267,7 @@ impl CallFailure {
             plugin: plugin.to_string(),
             cause: FailureCause::Setup(message.into()),
             denials: Vec::new(),
+            more_denials: 0,
         }
     }
 }
@@ -282,6 +303,12 @@ impl fmt::Display for CallFailure {
         if !self.denials.is_empty() {
             let denials: Vec<String> = self.denials.iter().map(ToString::to_string).collect();
             write!(f, "\nsandbox denied: {}", denials.join("; "))?;
+            if self.more_denials > 0 {
+                write!(f, "; and {} more", self.more_denials)?;
+            }
+            if self.more_denials > 0 {
+                write!(f, "; and {} more", self.more_denials)?;
+            }
         } else if let FailureCause::Plugin(message)
         | FailureCause::Trap(TrapKind::Guest { message }) = &self.cause
             && let Some(hint) = guest_error_hint(message)
@@ -309,4 +336,29 @@ fn guest_error_hint(error: &str) -> Option<&'static str> {
     SIGNS.iter().any(|s| error.contains(s)).then_some(
         "sandbox: a plugin sees only the run workspace and the directories granted to it (capability `files`)",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_keeps_the_first_refusals_and_counts_the_rest() {
+        let denials = Denials::default();
+        for i in 0..MAX_DENIALS + 8 {
+            denials.refuse(Denial::new(Capability::Http, format!("request {i}")));
+        }
+        let (kept, more) = denials.take();
+        assert_eq!((kept.len(), more), (MAX_DENIALS, 8));
+        let failure = CallFailure {
+            plugin: "p".into(),
+            cause: FailureCause::Plugin("refused".into()),
+            denials: kept,
+            more_denials: more,
+        };
+        let text = failure.to_string();
+        assert!(text.starts_with("refused\nsandbox denied: http: request 0"), "{text}");
+        assert!(text.ends_with("; and 8 more"), "{text}");
+        assert_eq!(denials.take(), (Vec::new(), 0), "taken once");
+    }
 }

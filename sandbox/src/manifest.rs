@@ -75,6 +75,10 @@ impl Manifest {
         }
         file.limits.memory()?;
         file.limits.timeout()?;
+        // A malformed host is an error in plugin.toml, granted or not.
+        for entry in &file.capabilities.http.http {
+            crate::capabilities::http::HostRule::parse(entry)?;
+        }
         Ok(Manifest {
             name: file.name,
             version: file.version,

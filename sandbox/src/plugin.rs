@@ -2,7 +2,7 @@
 //! pre-instantiated component with its world's exports looked up.
 
 use crate::bindings::{notifier, step, trigger};
-use crate::capabilities::{Grants, OperatorGrant};
+use crate::capabilities::Grants;
 use crate::compile;
 use crate::error::LoadError;
 use crate::kind::PluginKind;
@@ -19,8 +19,8 @@ pub struct Plugin {
     pub manifest: Manifest,
     /// sha256 of the component, hex.
     pub digest: String,
-    /// What the host allows it: its request narrowed by the operator.
-    pub grants: Grants,
+    /// What the host allows it, decided at load; read-only afterwards.
+    grants: Grants,
     wasm: Arc<[u8]>,
     linked: OnceLock<Result<Arc<Linked>, LoadError>>,
 }
@@ -56,6 +56,11 @@ impl Plugin {
     /// Which interface it exports.
     pub fn kind(&self) -> PluginKind {
         self.manifest.kind
+    }
+
+    /// What the host allows it: its request narrowed by the operator.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
     }
 
     /// What the API and `plugins list --output json` show of a plugin.
@@ -107,11 +112,6 @@ impl Sandbox {
         self.linked(plugin).map(|_| ())
     }
 
-    /// The operator's grant for a plugin name, as configured.
-    pub fn operator_grant(&self, name: &str) -> Option<&OperatorGrant> {
-        self.operator.get(name)
-    }
-
     pub(crate) fn linked(&self, plugin: &Plugin) -> Result<Arc<Linked>, LoadError> {
         plugin
             .linked
@@ -121,8 +121,9 @@ impl Sandbox {
 
     fn link(&self, plugin: &Plugin) -> Result<Linked, LoadError> {
         let name = plugin.name().to_string();
+        let runtime = self.runtime()?;
         let component = compile::component(
-            &self.engine,
+            &runtime.engine,
             self.cache_dir.as_deref(),
             &plugin.digest,
             &plugin.wasm,
@@ -131,7 +132,7 @@ impl Sandbox {
             plugin: name.clone(),
             message: format!("{e:#}"),
         })?;
-        let pre = self
+        let pre = runtime
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link {

@@ -9,6 +9,7 @@ use crate::settings::SandboxSettings;
 use crate::state::CallState;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use wasmtime::component::Linker;
@@ -32,8 +33,9 @@ pub struct SandboxOptions {
 /// The engine every plugin shares, the host capabilities linked into it, and the operator's
 /// grants and secrets.
 pub struct Sandbox {
-    pub(crate) engine: wasmtime::Engine,
-    pub(crate) linker: Linker<CallState>,
+    /// Started on the first compile: commands that only read manifests (list, inspect,
+    /// validate) never reserve the instance pool or start the epoch thread.
+    runtime: OnceLock<Result<Runtime, LoadError>>,
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) operator: BTreeMap<String, OperatorGrant>,
     pub(crate) secrets: Secrets,
@@ -41,20 +43,34 @@ pub struct Sandbox {
     pub(crate) instantiations: AtomicU64,
 }
 
-impl Sandbox {
+/// The engine and the linker with every capability's host functions.
+pub(crate) struct Runtime {
+    pub(crate) engine: wasmtime::Engine,
+    pub(crate) linker: Linker<CallState>,
+}
+
+impl Runtime {
     /// Sets up the engine and links every capability (phase 1 of each).
-    pub fn new(options: SandboxOptions) -> Result<Sandbox, LoadError> {
-        let setup = |e: &dyn std::fmt::Display| LoadError::Runtime(e.to_string());
-        if let Some(dir) = &options.cache_dir {
-            std::fs::create_dir_all(dir).map_err(|e| setup(&e))?;
-        }
-        let engine = compile::engine(EPOCH_TICK).map_err(|e| setup(&e))?;
+    fn start() -> Result<Runtime, LoadError> {
+        let setup = |e: wasmtime::Error| LoadError::Runtime(format!("{e:#}"));
+        let engine = compile::engine(EPOCH_TICK).map_err(setup)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| setup(&e))?;
-        capabilities::link_all(&mut linker).map_err(|e| setup(&e))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
+        capabilities::link_all(&mut linker).map_err(setup)?;
+        Ok(Runtime { engine, linker })
+    }
+}
+
+impl Sandbox {
+    /// A sandbox with these grants, secrets and settings; the engine starts when a plugin is
+    /// first compiled.
+    pub fn new(options: SandboxOptions) -> Result<Sandbox, LoadError> {
+        if let Some(dir) = &options.cache_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LoadError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+        }
         Ok(Sandbox {
-            engine,
-            linker,
+            runtime: OnceLock::new(),
             cache_dir: options.cache_dir,
             operator: options.operator,
             secrets: options.secrets,
@@ -68,13 +84,16 @@ impl Sandbox {
         &self.secrets
     }
 
-    /// The host-wide settings in force.
-    pub fn settings(&self) -> SandboxSettings {
-        self.settings
-    }
-
     /// Plugin instances created since start, for `/metrics`.
     pub fn instantiations(&self) -> u64 {
         self.instantiations.load(Ordering::Relaxed)
+    }
+
+    /// The engine and linker, started on first use.
+    pub(crate) fn runtime(&self) -> Result<&Runtime, LoadError> {
+        self.runtime
+            .get_or_init(Runtime::start)
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }

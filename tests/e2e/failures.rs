@@ -93,6 +93,10 @@ fn a_trapping_plugin_fails_its_step_and_the_next_run_still_works() {
     assert_eq!(code, 1);
     let error = step(&run, "1")["error"].as_str().unwrap();
     assert!(error.contains("plugin `noop` crashed"), "{error}");
+    assert!(
+        error.contains("wasm trap") && error.contains("unreachable"),
+        "the trap's reason comes first, then frames: {error}"
+    );
     let logs = sb.wasmops(&["runs", "logs", run["id"].as_str().unwrap()]);
     assert!(
         logs.stdout.contains("index out of bounds"),

@@ -228,8 +228,8 @@ pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<
             println!("description:  {}", m.description);
             println!("requested:    {}", serde_json::to_string(&m.capabilities)?);
             println!("limits:       {}", serde_json::to_string(&m.limits)?);
-            println!("in force:     {}", serde_json::to_string(&plugin.grants)?);
-            let exec = &plugin.grants.exec;
+            println!("in force:     {}", serde_json::to_string(&plugin.grants())?);
+            let exec = &plugin.grants().exec;
             if !exec.programs.is_empty() {
                 println!(
                     "programs:     {}",

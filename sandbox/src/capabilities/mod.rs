@@ -9,8 +9,10 @@
 //!
 //! The phases themselves are in `phases.rs`.
 //!
-//! Adding one means adding its file and one entry in the `capabilities!` table at the bottom;
-//! the request, operator and grant structs, linking and preparing are generated from the table.
+//! Adding one means adding its file (with its own request, operator and grant types) and one
+//! entry in the `capabilities!` table at the bottom; the combined `Request`, `OperatorGrant`
+//! and `Grants` that hold every capability's part, and the link, grant and prepare passes over
+//! all of them, are generated from the table.
 
 pub mod env;
 pub mod exec;
@@ -98,17 +100,14 @@ pub(crate) fn shared(grants: &Grants) -> Shared {
 fn refuse_unknown(
     unknown: &BTreeMap<String, toml::Value>,
     table: &str,
-    known: &[&[&str]],
+    known: &[&str],
 ) -> Result<(), String> {
     match unknown.keys().next() {
         None => Ok(()),
-        Some(key) => {
-            let known: Vec<&str> = known.iter().flat_map(|k| k.iter().copied()).collect();
-            Err(format!(
-                "unknown capability `{key}` in {table}; known: {}",
-                known.join(", ")
-            ))
-        }
+        Some(key) => Err(format!(
+            "unknown capability `{key}` in {table}; known: {}",
+            known.join(", ")
+        )),
     }
 }
 
@@ -139,11 +138,7 @@ macro_rules! capabilities {
         impl TryFrom<RequestTable> for Request {
             type Error = String;
             fn try_from(table: RequestTable) -> Result<Request, String> {
-                refuse_unknown(
-                    &table.unknown,
-                    "[capabilities]",
-                    &[$(<$cap as HostCapability>::REQUEST_KEYS),*],
-                )?;
+                refuse_unknown(&table.unknown, "[capabilities]", &request_keys())?;
                 Ok(Request { $($field: table.$field,)* })
             }
         }
@@ -175,11 +170,7 @@ macro_rules! capabilities {
         impl TryFrom<OperatorTable> for OperatorGrant {
             type Error = String;
             fn try_from(table: OperatorTable) -> Result<OperatorGrant, String> {
-                refuse_unknown(
-                    &table.unknown,
-                    "the plugin's operator section",
-                    &[$(<$cap as HostCapability>::OPERATOR_KEYS,)* &["memory", "timeout"]],
-                )?;
+                refuse_unknown(&table.unknown, "the plugin's operator section", &operator_keys())?;
                 Ok(OperatorGrant { $($field: table.$field,)* limits: table.limits })
             }
         }
@@ -211,6 +202,16 @@ macro_rules! capabilities {
                         .map_err(GrantError::limits)?,
                 })
             }
+        }
+
+        /// Every key of `[capabilities]`, capability by capability.
+        fn request_keys() -> Vec<&'static str> {
+            [$(<$cap as HostCapability>::REQUEST_KEYS),*].concat()
+        }
+
+        /// Every key of an operator section: the capabilities', then the limits'.
+        fn operator_keys() -> Vec<&'static str> {
+            [$(<$cap as HostCapability>::OPERATOR_KEYS,)* &["memory", "timeout"][..]].concat()
         }
 
         /// Every capability's state for one call.
@@ -356,6 +357,37 @@ timeout = "5m"
         );
     }
 
+    /// Two capabilities sharing a key would make serde hand it to the first and leave the
+    /// other at its default; the key lists are what the tables really read, and never overlap.
+    #[test]
+    fn each_key_belongs_to_one_capability_and_is_read() {
+        let mut listed = request_keys();
+        let request = serde_json::to_value(Request::default()).unwrap();
+        let mut read: Vec<&str> = request
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        listed.sort_unstable();
+        read.sort_unstable();
+        assert_eq!(listed, read, "REQUEST_KEYS against the fields serde reads");
+        listed.dedup();
+        assert_eq!(listed.len(), read.len(), "a request key is shared");
+
+        let mut operator = operator_keys();
+        let count = operator.len();
+        operator.sort_unstable();
+        operator.dedup();
+        assert_eq!(operator.len(), count, "an operator key is shared");
+        for key in operator {
+            // A value of the wrong type is fine; only an unknown key would say so.
+            let err = toml::from_str::<OperatorGrant>(&format!("{key} = {{ nested = 1 }}"));
+            let text = err.map(|_| String::new()).unwrap_or_else(|e| e.to_string());
+            assert!(!text.contains("unknown capability"), "{key}: {text}");
+        }
+    }
+
     #[test]
     fn a_key_no_capability_knows_is_refused_where_it_is_written() {
         let err = toml::from_str::<OperatorGrant>("exce = [\"bash\"]\n").unwrap_err();
@@ -368,6 +400,9 @@ timeout = "5m"
         )
         .unwrap_err();
         assert!(err.contains("unknown capability `netwrk`"), "{err}");
-        assert!(err.contains("known: secrets, env, files, http, exec, network"), "{err}");
+        assert!(
+            err.contains("known: secrets, env, files, http, exec, network"),
+            "{err}"
+        );
     }
 }

@@ -37,6 +37,7 @@ impl Sandbox {
                     actual: plugin.kind(),
                 },
                 denials: Vec::new(),
+                more_denials: 0,
             });
         }
         self.call(plugin, env, async |store, instance, exports| {
