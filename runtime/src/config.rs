@@ -19,7 +19,8 @@ pub struct Config {
     pub secrets: BTreeMap<String, String>,
     #[serde(default)]
     pub sandbox: wasmops_sandbox::SandboxSettings,
-    /// Which backend keeps runs and the catalog (`[store] type = "sled"`, the default).
+    /// Which backend keeps the daemon's runs and catalog (`[store] type = "sled"`, the
+    /// default); `wasmops run FILE` always keeps its runs in the data directory's sled files.
     #[serde(default)]
     pub store: crate::store::StoreConfig,
     /// Per-plugin narrowing of what plugin.toml requests.

@@ -357,7 +357,10 @@ mod tests {
             more_denials: more,
         };
         let text = failure.to_string();
-        assert!(text.starts_with("refused\nsandbox denied: http: request 0"), "{text}");
+        assert!(
+            text.starts_with("refused\nsandbox denied: http: request 0"),
+            "{text}"
+        );
         assert!(text.ends_with("; and 8 more"), "{text}");
         assert_eq!(denials.take(), (Vec::new(), 0), "taken once");
     }

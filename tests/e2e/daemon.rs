@@ -111,6 +111,12 @@ fn the_api_refuses_bad_requests_with_json_errors() {
         status, 422,
         "an unknown decision is refused before anything is looked up: {body:#}"
     );
+    // A path segment that is not UTF-8 is refused in JSON like everything else.
+    for path in ["/api/v1/runs/%FF", "/api/v1/projects/%FF/workflows/w"] {
+        let (status, body) = d.call(Some(JANE), "GET", path, None);
+        assert_eq!(status, 400, "{path}: {body:#}");
+        assert_eq!(body["error"], "bad request", "{path}: {body:#}");
+    }
 }
 
 #[test]

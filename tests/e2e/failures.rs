@@ -152,6 +152,20 @@ fn bad_input_is_refused_before_anything_runs() {
         "{}",
         ran.stderr
     );
+
+    // The workflow's own error is reported even when a secret the config names is not set.
+    let config = sb.write(
+        "wasmops.toml",
+        "[secrets]\ntoken = \"env:WASMOPS_TEST_UNSET\"\n",
+    );
+    let ran = sb.wasmops(&[
+        "run",
+        file.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 2);
+    assert!(ran.stderr.contains("invalid YAML"), "{}", ran.stderr);
 }
 
 #[test]

@@ -52,6 +52,8 @@ pub struct Applied {
 #[derive(Clone)]
 pub struct Catalog {
     store: Arc<dyn CatalogStore>,
+    /// Applies run one at a time, from commit to installing their projects.
+    applying: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A fresh record for a workflow that has none yet.
@@ -86,7 +88,10 @@ fn existing(tx: &mut dyn CatalogTx, path: &str) -> Result<WorkflowRecord, TxErro
 
 impl Catalog {
     pub fn new(store: Arc<dyn CatalogStore>) -> Catalog {
-        Catalog { store }
+        Catalog {
+            store,
+            applying: Arc::default(),
+        }
     }
 
     /// Every applied project, parsed.
@@ -96,8 +101,15 @@ impl Catalog {
     }
 
     /// Loads projects and their workflows in one transaction: each project replaces what was
-    /// there, each workflow file becomes its workflow's draft (published versions stay).
-    pub async fn apply(&self, sources: &[ProjectSource]) -> Result<Applied, CatalogError> {
+    /// there, each workflow file becomes its workflow's draft (published versions stay). The
+    /// whole catalog's projects must still parse together, or nothing is written. `install`
+    /// gets them once committed, before another apply can commit, so whoever keeps a snapshot
+    /// never installs an older one over a newer.
+    pub async fn apply(
+        &self,
+        sources: &[ProjectSource],
+        install: impl FnOnce(&Projects),
+    ) -> Result<Applied, CatalogError> {
         Projects::from_sources(sources).map_err(|e| CatalogError::Invalid(e.to_string()))?;
         let mut parsed = Vec::new();
         for source in sources {
@@ -107,7 +119,8 @@ impl Catalog {
                 .map_err(|e| CatalogError::Invalid(e.to_string()))?;
             parsed.push((code, source));
         }
-        let workflows = transact(self.store.as_ref(), |tx| {
+        let _turn = self.applying.lock().await;
+        let (workflows, projects) = transact(self.store.as_ref(), |tx| {
             let mut written = Vec::new();
             for (code, source) in &parsed {
                 tx.put_project(code, source)?;
@@ -123,11 +136,14 @@ impl Catalog {
                     written.push(path);
                 }
             }
-            Ok(written)
+            let projects = Projects::from_sources(&tx.projects()?)
+                .map_err(|e| Refusal::Invalid(e.to_string()))?;
+            Ok((written, projects))
         })
         .await?;
+        install(&projects);
         Ok(Applied {
-            projects: self.projects().await?,
+            projects,
             workflows,
         })
     }

@@ -25,9 +25,12 @@ pub async fn run(
     local: &LocalOpts,
 ) -> Result<ExitCode> {
     let overrides = parse_overrides(set)?;
-    let config = match &local.config {
-        Some(path) => Config::load(path).map_err(|e| anyhow!(e))?,
-        None => Config::default(),
+    let config = load_config(local)?;
+    let projects = load_projects(project)?;
+    // The workflow's own problems come first, before secrets that may not be set yet are read.
+    let workflow = match load_workflow(file, &local_registry(local, None)?, &projects) {
+        Ok(wf) => wf,
+        Err(code) => return Ok(code),
     };
     let secrets = config.secrets().map_err(|e| anyhow!(e))?;
     let sandbox = config
@@ -35,11 +38,6 @@ pub async fn run(
         .map_err(|e| anyhow!(e))?;
     let registry = Registry::load(sandbox, Some(&local.data), local.plugins.as_deref())
         .map_err(|e| anyhow!(e))?;
-    let projects = load_projects(project)?;
-    let workflow = match load_workflow(file, &registry, &projects) {
-        Ok(wf) => wf,
-        Err(code) => return Ok(code),
-    };
     let runs = open_runs(local)
         .context("is a daemon or another run using this data directory? pass --data DIR")?;
     let engine = Engine::new(EngineParts {
@@ -260,13 +258,18 @@ fn plugin_json(registry: &Registry, p: &wasmops_sandbox::Plugin) -> Value {
     json
 }
 
+/// `--config FILE`, or the defaults.
+fn load_config(local: &LocalOpts) -> Result<Config> {
+    match &local.config {
+        Some(path) => Config::load(path).map_err(|e| anyhow!(e)),
+        None => Ok(Config::default()),
+    }
+}
+
 /// Built-ins, then plugins installed in the data directory, then `--plugins`; later wins. For
 /// commands that run no plugin, so no secrets are read.
 fn local_registry(local: &LocalOpts, cache_dir: Option<std::path::PathBuf>) -> Result<Registry> {
-    let config = match &local.config {
-        Some(path) => Config::load(path).map_err(|e| anyhow!(e))?,
-        None => Config::default(),
-    };
+    let config = load_config(local)?;
     let sandbox = config
         .sandbox(cache_dir, Default::default())
         .map_err(|e| anyhow!(e))?;

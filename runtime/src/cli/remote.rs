@@ -42,6 +42,16 @@ impl Client {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        self.send(method, path, body).map(|(value, _)| value)
+    }
+
+    /// The answer, and the path of the next page when a `Link: <…>; rel="next"` names one.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(Value, Option<String>)> {
         let url = format!("{}{path}", self.base);
         let auth = self
             .token
@@ -72,6 +82,13 @@ impl Client {
             )
         })?;
         let status = response.status();
+        let next = response
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix('<'))
+            .and_then(|v| v.split_once(">; rel=\"next\""))
+            .map(|(next, _)| next.to_string());
         let text = response.body_mut().read_to_string().unwrap_or_default();
         let value: Value = if text.trim().is_empty() {
             Value::Null
@@ -89,7 +106,19 @@ impl Client {
                 .unwrap_or_default();
             bail!("{} {error}: {detail}", status.as_u16());
         }
-        Ok(value)
+        Ok((value, next))
+    }
+
+    /// Every item of a paged listing, following `rel="next"` links to the last page.
+    pub fn get_all(&self, path: &str) -> Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut next = Some(path.to_string());
+        while let Some(path) = next {
+            let (page, link) = self.send("GET", &path, None)?;
+            items.extend(page.as_array().into_iter().flatten().cloned());
+            next = link;
+        }
+        Ok(items)
     }
 
     pub fn get(&self, path: &str) -> Result<Value> {
@@ -340,7 +369,7 @@ pub fn runs(
     let client = Client::new(server);
     match (action, id) {
         ("list", _) => {
-            let runs = client.get("/api/v1/runs")?;
+            let runs = Value::Array(client.get_all("/api/v1/runs")?);
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
                 Output::Text => {

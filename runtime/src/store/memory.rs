@@ -41,6 +41,10 @@ impl CatalogRead for State {
     fn committed_workflow(&self, path: &str) -> Result<Option<WorkflowRecord>, StoreError> {
         Ok(self.workflows.get(path).cloned())
     }
+
+    fn committed_projects(&self) -> Result<BTreeMap<String, ProjectSource>, StoreError> {
+        Ok(self.projects.clone())
+    }
 }
 
 fn add_steps(state: &mut State, run_id: &str, steps: &[StepRun]) {

@@ -159,6 +159,8 @@ pub trait CatalogTx {
     /// Whether there was one.
     fn delete_workflow(&mut self, path: &str) -> Result<bool, TxError>;
     fn put_project(&mut self, code: &str, source: &ProjectSource) -> Result<(), TxError>;
+    /// Every project's sources, this transaction's writes included.
+    fn projects(&mut self) -> Result<Vec<ProjectSource>, TxError>;
 }
 
 /// A change run inside a catalog transaction. A backend may run it more than once, so it must

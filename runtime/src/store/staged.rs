@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 /// Reads of the committed catalog, for [`Staged`].
 pub(super) trait CatalogRead {
     fn committed_workflow(&self, path: &str) -> Result<Option<WorkflowRecord>, StoreError>;
+    /// Project code → sources.
+    fn committed_projects(&self) -> Result<BTreeMap<String, ProjectSource>, StoreError>;
 }
 
 /// Writes staged by one transaction.
@@ -52,5 +54,11 @@ impl CatalogTx for Staged<'_> {
     fn put_project(&mut self, code: &str, source: &ProjectSource) -> Result<(), TxError> {
         self.projects.insert(code.to_string(), source.clone());
         Ok(())
+    }
+
+    fn projects(&mut self) -> Result<Vec<ProjectSource>, TxError> {
+        let mut all = self.base.committed_projects()?;
+        all.extend(self.projects.clone());
+        Ok(all.into_values().collect())
     }
 }

@@ -7,7 +7,7 @@ use crate::engine::EngineError;
 use crate::store::StoreError;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -139,6 +139,28 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Params(value)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                "bad request",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// Path parameters whose rejections (not UTF-8, missing…) are JSON errors too.
+pub struct PathParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathParams<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(PathParams(value)),
             Err(rejection) => Err(ApiError::new(
                 rejection.status(),
                 "bad request",

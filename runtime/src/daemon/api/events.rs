@@ -1,9 +1,9 @@
 //! `/runs/{id}/events`: server-sent events, the run as it is now and then every durable
 //! change, until it ends.
 
-use super::errors::ApiResult;
+use super::errors::{ApiResult, PathParams};
 use super::{AppState, Caller};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -12,7 +12,7 @@ use std::convert::Infallible;
 pub async fn run_events(
     State(st): State<AppState>,
     Caller(_): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>> {
     // Subscribe before reading the snapshot, so no change falls between the two.
     let mut feed = st.engine.live.events.subscribe();

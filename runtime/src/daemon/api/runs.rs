@@ -1,13 +1,13 @@
 //! `/runs`: start a run of a published workflow, list runs a page at a time, show one with its
 //! step tree and logs, cancel, retry, and decide on a parked step.
 
-use super::errors::{ApiError, ApiResult, Body, Params, RawBody, optional_json};
+use super::errors::{ApiError, ApiResult, Body, Params, PathParams, RawBody, optional_json};
 use super::{AppState, Caller};
 use crate::engine::DecisionInput;
 use crate::records::{RunSpec, RunStatus, Trigger, split_workflow_path, workflow_path};
 use crate::store::{MAX_PAGE, RunQuery};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -161,7 +161,7 @@ pub async fn list(
 pub async fn show(
     State(st): State<AppState>,
     Caller(_): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!(st.engine.load(&id).await?)))
 }
@@ -174,7 +174,7 @@ pub struct LogFilter {
 pub async fn logs(
     State(st): State<AppState>,
     Caller(_): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     Params(filter): Params<LogFilter>,
 ) -> ApiResult<Json<Value>> {
     let run = st.engine.load(&id).await?;
@@ -201,7 +201,7 @@ pub async fn logs(
 pub async fn cancel(
     State(st): State<AppState>,
     Caller(_): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     st.engine.cancel(&id).await?;
     // Cancellation completes asynchronously; report the run once it has settled (briefly).
@@ -218,7 +218,7 @@ pub async fn cancel(
 pub async fn retry(
     State(st): State<AppState>,
     Caller(_): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!(st.engine.retry(&id).await?)))
 }
@@ -232,7 +232,7 @@ struct DecisionBody {
 pub async fn decide(
     State(st): State<AppState>,
     Caller(actor): Caller,
-    Path((id, step, decision)): Path<(String, String, String)>,
+    PathParams((id, step, decision)): PathParams<(String, String, String)>,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
     let comment = optional_json::<DecisionBody>(&body)?.comment;

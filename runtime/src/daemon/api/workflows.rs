@@ -2,15 +2,15 @@
 //! validated, published, duplicated, paused, resumed, deleted, and their run history. The work
 //! is the catalog service's; these handlers translate HTTP.
 
-use super::errors::{ApiError, ApiResult, Body, Params, RawBody, optional_json};
+use super::errors::{ApiError, ApiResult, Body, Params, PathParams, RawBody, optional_json};
 use super::runs::{RunListing, listing};
 use super::{AppState, Caller};
 use crate::catalog::CatalogError;
-use crate::project::ProjectSource;
+use crate::project::{ProjectSource, Projects};
 use crate::records::{WorkflowRecord, workflow_path};
 use crate::store::RunQuery;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -30,9 +30,17 @@ pub async fn apply(
     Caller(_): Caller,
     Body(body): Body<ApplyBody>,
 ) -> ApiResult<Json<Value>> {
+    // The engine's snapshot is swapped while the apply still holds its turn.
+    let engine = st.engine.clone();
+    let install = move |projects: &Projects| {
+        *engine
+            .projects
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(projects.clone());
+    };
     let applied = st
         .catalog
-        .apply(&body.projects)
+        .apply(&body.projects, install)
         .await
         .map_err(|e| match e {
             CatalogError::Invalid(m) => {
@@ -41,10 +49,6 @@ pub async fn apply(
             e => e.into(),
         })?;
     let codes: Vec<String> = applied.projects.projects.keys().cloned().collect();
-    *st.engine
-        .projects
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(applied.projects);
     Ok(Json(
         json!({"projects": codes, "workflows": applied.workflows}),
     ))
@@ -64,7 +68,7 @@ pub async fn list(State(st): State<AppState>, Caller(_): Caller) -> ApiResult<Js
 pub async fn show(
     State(st): State<AppState>,
     Caller(_): Caller,
-    Path((p, w)): Path<(String, String)>,
+    PathParams((p, w)): PathParams<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(
         st.catalog.get(&workflow_path(&p, &w)).await?.summary(),
@@ -81,7 +85,7 @@ pub struct DraftBody {
 pub async fn edit(
     State(st): State<AppState>,
     Caller(_): Caller,
-    Path((p, w)): Path<(String, String)>,
+    PathParams((p, w)): PathParams<(String, String)>,
     Body(body): Body<DraftBody>,
 ) -> ApiResult<Json<Value>> {
     let projects = st.engine.projects();
@@ -92,7 +96,7 @@ pub async fn edit(
 pub async fn delete(
     State(st): State<AppState>,
     Caller(_): Caller,
-    Path((p, w)): Path<(String, String)>,
+    PathParams((p, w)): PathParams<(String, String)>,
 ) -> ApiResult<StatusCode> {
     st.catalog.delete(&workflow_path(&p, &w)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -109,7 +113,7 @@ struct ActionBody {
 pub async fn action(
     State(st): State<AppState>,
     Caller(actor): Caller,
-    Path((p, w, action)): Path<(String, String, String)>,
+    PathParams((p, w, action)): PathParams<(String, String, String)>,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let path = workflow_path(&p, &w);
@@ -158,7 +162,7 @@ pub async fn action(
 pub async fn history(
     State(st): State<AppState>,
     Caller(_): Caller,
-    Path((p, w, action)): Path<(String, String, String)>,
+    PathParams((p, w, action)): PathParams<(String, String, String)>,
     uri: Uri,
     Params(page): Params<RunListing>,
 ) -> ApiResult<Response> {

@@ -9,6 +9,7 @@ use crate::store::staged::{CatalogRead, Staged};
 use crate::store::{CatalogChange, CatalogStore, StoreError, TxError, decode, encode};
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 
 impl CatalogRead for SledStore {
     fn committed_workflow(&self, path: &str) -> Result<Option<WorkflowRecord>, StoreError> {
@@ -16,6 +17,16 @@ impl CatalogRead for SledStore {
             Some(bytes) => Ok(Some(decode("workflow", path, &bytes)?)),
             None => Ok(None),
         }
+    }
+
+    fn committed_projects(&self) -> Result<BTreeMap<String, ProjectSource>, StoreError> {
+        let mut sources = BTreeMap::new();
+        for entry in self.projects.iter() {
+            let (code, bytes) = entry?;
+            let code = String::from_utf8_lossy(&code).into_owned();
+            sources.insert(code.clone(), decode("project", &code, &bytes)?);
+        }
+        Ok(sources)
     }
 }
 
@@ -51,12 +62,7 @@ impl SledStore {
 #[async_trait]
 impl CatalogStore for SledStore {
     async fn projects(&self) -> Result<Vec<ProjectSource>, StoreError> {
-        let mut sources = Vec::new();
-        for entry in self.projects.iter() {
-            let (code, bytes) = entry?;
-            sources.push(decode("project", &String::from_utf8_lossy(&code), &bytes)?);
-        }
-        Ok(sources)
+        Ok(self.committed_projects()?.into_values().collect())
     }
 
     async fn workflow(&self, path: &str) -> Result<Option<WorkflowRecord>, StoreError> {
