@@ -49,6 +49,7 @@ impl Manifest {
     /// matches the kind, and limits that parse.
     pub fn parse(text: &str) -> Result<Manifest, String> {
         let file: ManifestFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        check_name(&file.name)?;
         let world = match file.world {
             Some(world) => world,
             None => newest_world(file.kind).to_string(),
@@ -92,6 +93,24 @@ impl Manifest {
     }
 }
 
+/// A plugin's name becomes a directory name and a word in workflows: lower-case letters,
+/// digits, `-` and `_`, starting with a letter or digit, at most 64.
+fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if first_ok && rest_ok && name.len() <= 64 {
+        return Ok(());
+    }
+    let shown: String = name.chars().take(80).collect();
+    Err(format!(
+        "plugin name `{shown}` is not allowed: use 1 to 64 lower-case letters, digits, `-` and `_`, starting with a letter or digit"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +145,31 @@ timeout = "5m"
         )
         .unwrap_err();
         assert!(err.contains("unknown capability `exe`"), "{err}");
+    }
+
+    #[test]
+    fn names_are_plain_words() {
+        let with = |name: &str| {
+            Manifest::parse(&format!(
+                "name={name:?}\nversion='1'\nkind='step'\ncomponent='x.wasm'\n"
+            ))
+        };
+        for good in ["script", "hello-python", "tf_2", "0x"] {
+            assert!(with(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "../db",
+            "/etc",
+            "",
+            "Script",
+            "a b",
+            "-x",
+            &"x".repeat(65),
+            "é",
+        ] {
+            let err = with(bad).unwrap_err();
+            assert!(err.contains("is not allowed"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -160,3 +160,37 @@ fn programs_see_only_an_explicit_environment() {
         .into();
     assert_eq!(step(&ran.json(), "1")["summary"], "leaked=none");
 }
+
+#[test]
+fn a_plugin_named_like_a_path_is_refused_and_nothing_is_touched() {
+    let sb = Sandbox::new();
+    // A directory beside the data directory that a name like `../victim` would reach.
+    let victim = sb.write("victim/keep.txt", "still here");
+    let echo = test_plugins().join("echo");
+    for name in ["../victim", "../../victim", "/tmp/wasmops-victim"] {
+        let dir = sb.path(&format!("evil-{}", name.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let manifest = std::fs::read_to_string(echo.join("plugin.toml"))
+            .unwrap()
+            .replace("name = \"echo\"", &format!("name = {name:?}"));
+        std::fs::write(dir.join("plugin.toml"), manifest).unwrap();
+        for entry in std::fs::read_dir(&echo).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "wasm") {
+                std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let ran = sb.wasmops(&["plugins", "install", dir.to_str().unwrap()]);
+        assert_ne!(ran.code, 0, "{name}: {}", ran.stdout);
+        assert!(
+            ran.stderr.contains("is not allowed"),
+            "{name}: {}",
+            ran.stderr
+        );
+    }
+    assert_eq!(std::fs::read_to_string(victim).unwrap(), "still here");
+    assert!(
+        !sb.path("data/plugins").exists()
+            || std::fs::read_dir(sb.path("data/plugins")).unwrap().count() == 0
+    );
+}

@@ -173,6 +173,12 @@ impl Registry {
         let name = plugin.name().to_string();
         let plugins = data.join("plugins");
         let dest = plugins.join(&name);
+        // The manifest allows plain words only; never touch anything but a child of plugins/.
+        if dest.parent() != Some(plugins.as_path()) || dest.file_name() != Some(name.as_ref()) {
+            return Err(format!(
+                "plugin name `{name}` does not name a directory of its own"
+            ));
+        }
         let staging = plugins.join(format!(".{name}.installing"));
         let io = |e: std::io::Error| format!("cannot install {name}: {e}");
         let _ = std::fs::remove_dir_all(&staging);
