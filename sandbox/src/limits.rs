@@ -63,5 +63,5 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e}"))
+    humantime::parse_duration(text).map_err(|e| e.to_string())
 }

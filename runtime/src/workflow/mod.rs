@@ -3,7 +3,9 @@
 mod parse;
 pub mod template;
 
-pub use parse::{parse_duration, parse_steps, parse_workflow};
+pub use parse::{parse_steps, parse_workflow};
+/// Durations read the same in a workflow (`timeout: 5m`) as in `plugin.toml`.
+pub use wasmops_sandbox::parse_duration;
 
 use crate::diagnostics::Location;
 use serde_json::Value;

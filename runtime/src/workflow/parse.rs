@@ -1,6 +1,6 @@
 //! YAML → [`Workflow`]: structure checks, step type coercion, and located error messages.
 
-use super::{Approvers, OnTimeout, Retry, RunAs, Step, StepKind, Workflow};
+use super::{Approvers, OnTimeout, Retry, RunAs, Step, StepKind, Workflow, parse_duration};
 use crate::diagnostics::{Diagnostic, Diagnostics, did_you_mean};
 use crate::yaml::{self, Node};
 use serde_json::Value;
@@ -814,15 +814,6 @@ impl Parser<'_> {
         }
         approvers
     }
-}
-
-/// `30s`, `5m`, `1h30m`, `2 days`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(text).map_err(|e| e.to_string())
 }
 
 fn join(path: &str, key: &str) -> String {
