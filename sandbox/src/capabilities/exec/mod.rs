@@ -66,6 +66,10 @@ pub struct ExecGrant {
     pub missing_programs: Vec<String>,
     /// Programs it runs may use the network.
     pub network: bool,
+    /// What the granted programs need to start (install prefixes, interpreters), found once at
+    /// load rather than on every call.
+    #[serde(skip)]
+    roots: Vec<PathBuf>,
 }
 
 /// What one call may run.
@@ -110,6 +114,11 @@ impl HostCapability for Exec {
                 None => grant.missing_programs.push(program),
             }
         }
+        grant.roots = grant
+            .programs
+            .values()
+            .flat_map(|p| programs::program_roots(p))
+            .collect();
         Ok(grant)
     }
 
@@ -124,12 +133,7 @@ impl HostCapability for Exec {
                 FileMode::Ro => read_only.push(dir.clone()),
             }
         }
-        read_only.extend(
-            grant
-                .programs
-                .values()
-                .flat_map(|p| programs::program_roots(p)),
-        );
+        read_only.extend(grant.roots.iter().cloned());
         read_only.sort();
         read_only.dedup();
         Ok(ExecState {
