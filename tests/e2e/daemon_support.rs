@@ -154,9 +154,8 @@ impl Daemon {
             .headers()
             .get("link")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix('<'))
-            .and_then(|v| v.split_once(">; rel=\"next\""))
-            .map(|(url, _)| url.to_string());
+            .and_then(wasmops::daemon::api::next_page)
+            .map(str::to_string);
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().unwrap_or_default();
         (

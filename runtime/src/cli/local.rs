@@ -27,17 +27,22 @@ pub async fn run(
     let overrides = parse_overrides(set)?;
     let config = load_config(local)?;
     let projects = load_projects(project)?;
-    // The workflow's own problems come first, before secrets that may not be set yet are read.
-    let workflow = match load_workflow(file, &local_registry(local, None)?, &projects) {
-        Ok(wf) => wf,
-        Err(code) => return Ok(code),
-    };
-    let secrets = config.secrets().map_err(|e| anyhow!(e))?;
+    // A secret that cannot be read is reported after the workflow's own problems: they come
+    // first. Until then the sandbox holds none (nothing runs before the check).
+    let secrets = config.secrets();
     let sandbox = config
-        .sandbox(Some(local.data.join("plugin-cache")), secrets)
+        .sandbox(
+            Some(local.data.join("plugin-cache")),
+            secrets.clone().unwrap_or_default(),
+        )
         .map_err(|e| anyhow!(e))?;
     let registry = Registry::load(sandbox, Some(&local.data), local.plugins.as_deref())
         .map_err(|e| anyhow!(e))?;
+    let workflow = match load_workflow(file, &registry, &projects) {
+        Ok(wf) => wf,
+        Err(code) => return Ok(code),
+    };
+    secrets.map_err(|e| anyhow!(e))?;
     let runs = open_runs(local)
         .context("is a daemon or another run using this data directory? pass --data DIR")?;
     let engine = Engine::new(EngineParts {

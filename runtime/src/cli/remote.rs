@@ -86,9 +86,8 @@ impl Client {
             .headers()
             .get("link")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix('<'))
-            .and_then(|v| v.split_once(">; rel=\"next\""))
-            .map(|(next, _)| next.to_string());
+            .and_then(crate::daemon::api::next_page)
+            .map(str::to_string);
         let text = response.body_mut().read_to_string().unwrap_or_default();
         let value: Value = if text.trim().is_empty() {
             Value::Null
@@ -264,10 +263,7 @@ pub fn run(
     }
     loop {
         let run: Run = serde_json::from_value(client.get(&format!("/api/v1/runs/{id}"))?)?;
-        if !matches!(
-            run.status,
-            RunStatus::Queued | RunStatus::Running | RunStatus::Waiting
-        ) {
+        if !run.status.is_active() {
             print_value(&serde_json::to_value(&run)?, output)?;
             return Ok(if run.status == RunStatus::Succeeded {
                 ExitCode::SUCCESS

@@ -116,7 +116,7 @@ fn cancel_children<'a>(
     Box::pin(async move {
         let query = RunQuery {
             parent: Some(run_id.to_string()),
-            statuses: vec![RunStatus::Queued, RunStatus::Running, RunStatus::Waiting],
+            statuses: RunStatus::ACTIVE.to_vec(),
             ..RunQuery::default()
         };
         let children = list_all(engine.runs.as_ref(), query).await?;

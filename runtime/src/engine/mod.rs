@@ -247,7 +247,7 @@ impl Engine {
     /// running or waiting resume; completed steps are kept, interrupted ones run again.
     pub async fn recover(self: &Arc<Self>) -> Result<usize, EngineError> {
         let query = RunQuery {
-            statuses: vec![RunStatus::Queued, RunStatus::Running, RunStatus::Waiting],
+            statuses: RunStatus::ACTIVE.to_vec(),
             ..RunQuery::default()
         };
         let mut pending = list_all(self.runs.as_ref(), query).await?;
@@ -261,17 +261,11 @@ impl Engine {
     /// Stops a queued, running or waiting run: running plugins and their programs are stopped.
     pub async fn cancel(&self, run_id: &str) -> Result<Run, EngineError> {
         let run = self.load(run_id).await?;
-        if !matches!(
-            run.status,
-            RunStatus::Queued | RunStatus::Running | RunStatus::Waiting
-        ) {
-            return Err(EngineError::Conflict(
-                format!(
-                    "run `{run_id}` is {:?}; only queued, running or waiting runs can be cancelled",
-                    run.status
-                )
-                .to_lowercase(),
-            ));
+        if !run.status.is_active() {
+            return Err(EngineError::Conflict(format!(
+                "run `{run_id}` is {}; only queued, running or waiting runs can be cancelled",
+                run.status.as_str()
+            )));
         }
         let token = self.live.cancels.lock().unwrap().get(run_id).cloned();
         match token {
@@ -292,7 +286,7 @@ impl Engine {
         if !matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
             return Err(EngineError::Conflict(format!(
                 "run `{run_id}` is {}; only failed or cancelled runs can be retried",
-                format!("{:?}", run.status).to_lowercase()
+                run.status.as_str()
             )));
         }
         run.status = RunStatus::Queued;

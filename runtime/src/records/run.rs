@@ -44,12 +44,12 @@ impl RunStatus {
         }
     }
 
+    /// The states of a run that has not ended.
+    pub const ACTIVE: [RunStatus; 3] = [RunStatus::Queued, RunStatus::Running, RunStatus::Waiting];
+
     /// Queued, running or waiting: the run has not ended.
     pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            RunStatus::Queued | RunStatus::Running | RunStatus::Waiting
-        )
+        RunStatus::ACTIVE.contains(&self)
     }
 }
 

@@ -19,6 +19,7 @@ use axum::http::{StatusCode, header};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Json, Router};
 use errors::ApiError;
+pub use runs::next_page;
 use serde_json::json;
 use std::sync::Arc;
 

@@ -136,6 +136,14 @@ pub async fn listing<Q: Serialize>(
     Ok(([(header::LINK, link)], body).into_response())
 }
 
+/// The next page's path in a `Link` header as [`listing`] writes it (`<PATH>; rel="next"`);
+/// clients follow it.
+pub fn next_page(link: &str) -> Option<&str> {
+    link.strip_prefix('<')?
+        .split_once(">; rel=\"next\"")
+        .map(|(path, _)| path)
+}
+
 pub async fn list(
     State(st): State<AppState>,
     Caller(_): Caller,
