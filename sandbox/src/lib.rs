@@ -45,4 +45,4 @@ pub use manifest::Manifest;
 pub use plugin::Plugin;
 pub use sandbox::{EPOCH_TICK, Sandbox, SandboxOptions};
 pub use secrets::{Redactor, Secrets};
-pub use settings::{SandboxSettings, Unconfined};
+pub use settings::{ProgramUser, SandboxSettings, Unconfined};

@@ -9,7 +9,15 @@ pub const DEFAULT_MEMORY: u64 = 256 << 20;
 /// Wall time of one call when `plugin.toml` says nothing.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// `[limits]`: memory and time per call.
+/// Processes a program run may have at once when `plugin.toml` says nothing.
+pub const DEFAULT_PROCESSES: u64 = 512;
+/// Data memory of one program process when `plugin.toml` says nothing.
+pub const DEFAULT_PROGRAM_MEMORY: u64 = 2 << 30;
+/// The size the run workspace may grow to while a program runs, when `plugin.toml` says
+/// nothing.
+pub const DEFAULT_WORKSPACE: u64 = 4 << 30;
+
+/// `[limits]`: memory and time per call, and what the programs it starts may use.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -17,6 +25,16 @@ pub struct Limits {
     pub memory: Option<String>,
     /// Wall time of one call, e.g. `30m`.
     pub timeout: Option<String>,
+    /// Processes and threads of its programs at once (`RLIMIT_NPROC`), e.g. `256`.
+    pub processes: Option<u64>,
+    /// Data memory of each program process (`RLIMIT_DATA`), e.g. `4GiB`.
+    pub program_memory: Option<String>,
+    /// CPU time of each program process (`RLIMIT_CPU`), e.g. `10m`; the call's timeout when
+    /// left out.
+    pub program_cpu: Option<String>,
+    /// How large the run workspace may grow while its programs run, e.g. `8GiB`; also the
+    /// largest file a program may write.
+    pub workspace_size: Option<String>,
 }
 
 impl Limits {
@@ -32,6 +50,36 @@ impl Limits {
         self.timeout
             .as_deref()
             .map_or(Ok(DEFAULT_TIMEOUT), parse_duration)
+    }
+
+    /// Processes of its programs at once.
+    pub fn processes(&self) -> Result<u64, String> {
+        match self.processes {
+            Some(0) => Err("processes must be at least 1".into()),
+            Some(n) => Ok(n),
+            None => Ok(DEFAULT_PROCESSES),
+        }
+    }
+
+    /// Data memory per program process, in bytes.
+    pub fn program_memory(&self) -> Result<u64, String> {
+        self.program_memory
+            .as_deref()
+            .map_or(Ok(DEFAULT_PROGRAM_MEMORY), parse_size)
+    }
+
+    /// CPU time per program process.
+    pub fn program_cpu(&self) -> Result<Duration, String> {
+        self.program_cpu
+            .as_deref()
+            .map_or_else(|| self.timeout(), parse_duration)
+    }
+
+    /// The workspace size bound, in bytes.
+    pub fn workspace_size(&self) -> Result<u64, String> {
+        self.workspace_size
+            .as_deref()
+            .map_or(Ok(DEFAULT_WORKSPACE), parse_size)
     }
 }
 

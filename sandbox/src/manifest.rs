@@ -76,6 +76,10 @@ impl Manifest {
         }
         file.limits.memory()?;
         file.limits.timeout()?;
+        file.limits.processes()?;
+        file.limits.program_memory()?;
+        file.limits.program_cpu()?;
+        file.limits.workspace_size()?;
         // A malformed host is an error in plugin.toml, granted or not.
         for entry in &file.capabilities.http.http {
             crate::capabilities::http::HostRule::parse(entry)?;

@@ -44,9 +44,21 @@ pub struct OperatorLimits {
     /// e.g. `5m`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// e.g. `128`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u64>,
+    /// e.g. `1GiB`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program_memory: Option<String>,
+    /// e.g. `2m`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program_cpu: Option<String>,
+    /// e.g. `1GiB`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_size: Option<String>,
 }
 
-/// The memory and time one call of the plugin gets.
+/// The memory and time one call of the plugin gets, and what its programs may use.
 #[derive(Clone, Debug, Serialize)]
 pub struct LimitGrant {
     /// Linear memory in bytes.
@@ -54,14 +66,21 @@ pub struct LimitGrant {
     /// Wall time of one call.
     #[serde(serialize_with = "humantime_text")]
     pub timeout: Duration,
+    /// Processes and threads of its programs at once.
+    pub processes: u64,
+    /// Data memory per program process, in bytes.
+    pub program_memory: u64,
+    /// CPU time per program process.
+    #[serde(serialize_with = "humantime_text")]
+    pub program_cpu: Duration,
+    /// How large the workspace may grow while programs run, in bytes.
+    pub workspace_size: u64,
 }
 
 impl Default for LimitGrant {
     fn default() -> Self {
-        LimitGrant {
-            memory: crate::limits::DEFAULT_MEMORY,
-            timeout: crate::limits::DEFAULT_TIMEOUT,
-        }
+        LimitGrant::decide(&Limits::default(), &OperatorLimits::default())
+            .expect("the default limits are valid")
     }
 }
 
@@ -71,17 +90,39 @@ fn humantime_text<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::
 
 impl LimitGrant {
     fn decide(limits: &Limits, operator: &OperatorLimits) -> Result<LimitGrant, String> {
-        let mut memory = limits.memory()?;
-        let mut timeout = limits.timeout()?;
-        if let Some(lower) = &operator.memory {
-            memory = memory.min(parse_size(lower)?);
-        }
-        if let Some(lower) = &operator.timeout {
-            timeout = timeout.min(parse_duration(lower)?);
-        }
-        Ok(LimitGrant { memory, timeout })
+        let size = |asked: u64, lower: &Option<String>| {
+            lower
+                .as_deref()
+                .map_or(Ok(asked), |l| parse_size(l).map(|l| asked.min(l)))
+        };
+        let time = |asked: Duration, lower: &Option<String>| {
+            lower
+                .as_deref()
+                .map_or(Ok(asked), |l| parse_duration(l).map(|l| asked.min(l)))
+        };
+        Ok(LimitGrant {
+            memory: size(limits.memory()?, &operator.memory)?,
+            timeout: time(limits.timeout()?, &operator.timeout)?,
+            processes: limits
+                .processes()?
+                .min(operator.processes.unwrap_or(u64::MAX))
+                .max(1),
+            program_memory: size(limits.program_memory()?, &operator.program_memory)?,
+            program_cpu: time(limits.program_cpu()?, &operator.program_cpu)?,
+            workspace_size: size(limits.workspace_size()?, &operator.workspace_size)?,
+        })
     }
 }
+
+/// The keys of `[limits]` an operator section may lower.
+const LIMIT_KEYS: &[&str] = &[
+    "memory",
+    "timeout",
+    "processes",
+    "program_memory",
+    "program_cpu",
+    "workspace_size",
+];
 
 /// A call's store data that holds every capability's state.
 pub(crate) trait HasCapabilities: CallData {
@@ -211,7 +252,7 @@ macro_rules! capabilities {
 
         /// Every key of an operator section: the capabilities', then the limits'.
         fn operator_keys() -> Vec<&'static str> {
-            [$(<$cap as HostCapability>::OPERATOR_KEYS,)* &["memory", "timeout"][..]].concat()
+            [$(<$cap as HostCapability>::OPERATOR_KEYS,)* LIMIT_KEYS].concat()
         }
 
         /// Every capability's state for one call.
@@ -349,10 +390,14 @@ timeout = "5m"
                 "memory",
                 "missing_programs",
                 "network",
+                "processes",
+                "program_cpu",
+                "program_memory",
                 "programs",
                 "secrets",
                 "timeout",
-                "workspace"
+                "workspace",
+                "workspace_size"
             ]
         );
     }

@@ -2,10 +2,11 @@
 //! per engine), grant (once per plugin load), prepare (once per call, from the grant and the
 //! call's [`CallEnv`]).
 
+use super::LimitGrant;
 use crate::call_log::CallLog;
 use crate::error::{Capability, Denials, GrantError};
 use crate::secrets::Secrets;
-use crate::settings::Unconfined;
+use crate::settings::SandboxSettings;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
@@ -88,8 +89,11 @@ pub(crate) struct Prepare<'a> {
     pub wasi: &'a mut WasiCtxBuilder,
     pub denials: &'a Denials,
     pub secrets: &'a Secrets,
-    /// What to do when programs cannot be fully confined here.
-    pub unconfined: Unconfined,
+    /// Host-wide settings: what to do when programs cannot be fully confined here, and who
+    /// they run as.
+    pub settings: SandboxSettings,
+    /// The plugin's limits in force, its programs' among them.
+    pub limits: &'a LimitGrant,
     /// When the call's time is up; programs it starts never outlive it.
     pub deadline: Instant,
     /// What one capability grants that another passes on.

@@ -2,13 +2,20 @@
 //! system calls around it: all of `exec`'s `unsafe` code.
 //!
 //! The daemon prepares everything before the fork (opening the granted paths, building the
-//! Landlock ruleset, formatting the id maps) and leaves the child only system calls on memory
-//! that already exists: `unshare`, writing its id maps, bringing up loopback, dropping a root
-//! child's dangerous capabilities, and `landlock_restrict_self`. Nothing here allocates or takes
-//! a lock, because another daemon thread may have held the allocator's lock at the moment of the
-//! fork.
+//! Landlock ruleset and the seccomp filter, formatting the id maps, turning paths into C
+//! strings) and leaves the child only system calls on memory that already exists. Nothing here
+//! allocates or takes a lock, because another daemon thread may have held the allocator's lock
+//! at the moment of the fork.
+//!
+//! With a PID namespace the child forks twice more (see [`ChildPlan::enter`]):
+//!
+//! ```text
+//! daemon ── keeper (host PID ns; what the daemon waits for and kills)
+//!             └── init (PID 1 of the new namespace: reaps, and its exit kills the namespace)
+//!                   └── the program (confined, then exec)
+//! ```
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use tokio::process::Command;
@@ -17,39 +24,80 @@ use tokio::process::Command;
 /// child adds on its own /proc entry (raw, since it is added after the fork).
 const PROC_SELF_ACCESS: u64 = (1 << 2) | (1 << 3);
 const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+/// `mount_setattr(2)`: apply to the whole subtree, and the read-only attribute.
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
 
-/// How the child leaves the host's network.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) enum NetNs {
-    #[default]
-    Keep,
-    /// unshare(CLONE_NEWNET): needs CAP_SYS_ADMIN.
-    New,
-    /// unshare(CLONE_NEWUSER | CLONE_NEWNET) mapping only our own uid and gid.
-    NewWithUser,
+/// The kernel's `struct mount_attr`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// One resource limit the program starts with.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Rlimit {
+    pub(super) resource: libc::__rlimit_resource_t,
+    pub(super) soft: u64,
+    pub(super) hard: u64,
 }
 
 /// Everything the child does between fork and exec, decided before the fork.
-#[derive(Default)]
 pub(super) struct ChildPlan {
-    pub(super) netns: NetNs,
-    /// "UID UID 1\n" and "GID GID 1\n": the child keeps its ids inside the user namespace.
+    /// `CLONE_NEW*` flags for one `unshare`: network, PID, mount and user namespaces.
+    pub(super) unshare: libc::c_int,
+    /// With `CLONE_NEWUSER`: "INSIDE OUTSIDE 1\n" for uid and gid.
     pub(super) uid_map: Vec<u8>,
     pub(super) gid_map: Vec<u8>,
+    /// With `CLONE_NEWNS`: every mount is made read-only but these (the workspace and the
+    /// read-write grants), so no program can change a file's mode, owner, times or extended
+    /// attributes outside them, which Landlock does not cover.
+    pub(super) writable_mounts: Vec<CString>,
     /// A created, not yet enforced, Landlock ruleset (close-on-exec, as the kernel makes it).
     pub(super) ruleset: Option<OwnedFd>,
-    /// Let the child read its own /proc/<pid> (see `enter`).
+    /// Let the child read its own /proc/<pid> (see `confine_program`).
     pub(super) proc_self: bool,
-    /// The capabilities a root child may keep (a bit per capability number).
+    /// The capabilities a child that stays root may keep (a bit per capability number).
     pub(super) keep_caps: Option<u64>,
+    /// Switch to this uid and gid (no supplementary groups) before exec.
+    pub(super) run_as: Option<(libc::uid_t, libc::gid_t)>,
+    pub(super) rlimits: Vec<Rlimit>,
+    /// A compiled seccomp filter, installed last.
+    pub(super) seccomp: Option<seccompiler::BpfProgram>,
+    /// The daemon's pid: a keeper whose parent is already gone exits at once.
+    pub(super) daemon_pid: libc::pid_t,
+}
+
+impl Default for ChildPlan {
+    /// A plan that changes nothing, knowing the daemon's pid.
+    fn default() -> Self {
+        ChildPlan {
+            unshare: 0,
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
+            writable_mounts: Vec::new(),
+            ruleset: None,
+            proc_self: false,
+            keep_caps: None,
+            run_as: None,
+            rlimits: Vec::new(),
+            seccomp: None,
+            // SAFETY: getpid has no failure mode.
+            daemon_pid: unsafe { libc::getpid() },
+        }
+    }
 }
 
 impl ChildPlan {
-    pub(super) fn user_netns() -> Self {
+    /// A plan with a user namespace that maps our own ids to themselves, plus `flags`.
+    pub(super) fn in_user_namespace(flags: libc::c_int) -> Self {
         // SAFETY: getuid/getgid have no failure mode.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         ChildPlan {
-            netns: NetNs::NewWithUser,
+            unshare: libc::CLONE_NEWUSER | flags,
             uid_map: format!("{uid} {uid} 1\n").into_bytes(),
             gid_map: format!("{gid} {gid} 1\n").into_bytes(),
             ..ChildPlan::default()
@@ -57,31 +105,114 @@ impl ChildPlan {
     }
 
     /// Runs in the child after fork: system calls only, on memory prepared before the fork.
+    /// Returns in the process that goes on to exec the program.
     fn enter(&self) -> io::Result<()> {
-        match self.netns {
-            NetNs::Keep => {}
-            NetNs::New => unshare(libc::CLONE_NEWNET)?,
-            NetNs::NewWithUser => {
-                unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET)?;
-                // setgroups must be denied before an unprivileged process may write gid_map.
-                write_file(c"/proc/self/setgroups", b"deny")?;
-                write_file(c"/proc/self/uid_map", &self.uid_map)?;
-                write_file(c"/proc/self/gid_map", &self.gid_map)?;
-            }
+        if self.unshare != 0 {
+            unshare(self.unshare)?;
         }
-        if self.netns != NetNs::Keep {
+        if self.unshare & libc::CLONE_NEWUSER != 0 {
+            // setgroups must be denied before an unprivileged process may write gid_map.
+            write_file(c"/proc/self/setgroups", b"deny")?;
+            write_file(c"/proc/self/uid_map", &self.uid_map)?;
+            write_file(c"/proc/self/gid_map", &self.gid_map)?;
+        }
+        if self.unshare & libc::CLONE_NEWNET != 0 {
             // The new namespace has only `lo`, down. Bringing it up lets a program talk to
             // itself on 127.0.0.1 (test servers, plugin RPC) while the host stays unreachable.
             // Failing that only leaves loopback down, which is still isolated.
             loopback_up();
         }
-        if let Some(keep) = self.keep_caps {
-            // Last: unshare and bringing up loopback needed CAP_SYS_ADMIN and CAP_NET_ADMIN.
-            drop_capabilities(keep);
+        if self.unshare & libc::CLONE_NEWNS != 0 {
+            self.read_only_mounts()?;
+        }
+        if self.unshare & libc::CLONE_NEWPID != 0 {
+            // The keeper stays in the daemon's namespace; its child is the new one's init.
+            keep_program_alive_until_it_exits(self.daemon_pid)?;
+            // Now init (PID 1): its exit, for any reason, kills every process left in the
+            // namespace, those that called setsid or double-forked included.
+            reap_until_the_program_exits()?;
+        } else {
+            // No namespace to die with: at least die with the daemon.
+            die_with_parent(self.daemon_pid)?;
+        }
+        self.confine_program()
+    }
+
+    /// Every mount read-only but the writable ones, in this (new, private) mount namespace.
+    fn read_only_mounts(&self) -> io::Result<()> {
+        // Nothing done here may reach the host's mount table.
+        mount(None, c"/", libc::MS_REC | libc::MS_PRIVATE)?;
+        // A bind mount of each writable path onto itself makes it a mount of its own, so
+        // the read-only flag can be taken off it alone afterwards.
+        for path in &self.writable_mounts {
+            mount(Some(path), path, libc::MS_BIND | libc::MS_REC)?;
+        }
+        mount_setattr(c"/", MOUNT_ATTR_RDONLY, 0)?;
+        for path in &self.writable_mounts {
+            mount_setattr(path, 0, MOUNT_ATTR_RDONLY)?;
+        }
+        // The working directory was entered before the bind mounts and still points beneath
+        // them, into the now read-only original; entering it again by path lands on top.
+        let mut cwd = [0u8; libc::PATH_MAX as usize];
+        // SAFETY: a buffer of the given length, on the stack; chdir reads the NUL-terminated
+        // path getcwd wrote into it.
+        unsafe {
+            if libc::getcwd(cwd.as_mut_ptr().cast(), cwd.len()).is_null()
+                || libc::chdir(cwd.as_ptr().cast()) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    /// The last steps in the program's own process: limits, identity, descriptors, Landlock,
+    /// seccomp.
+    fn confine_program(&self) -> io::Result<()> {
+        for limit in &self.rlimits {
+            let value = libc::rlimit {
+                rlim_cur: limit.soft,
+                rlim_max: limit.hard,
+            };
+            // SAFETY: a valid resource and a struct that lives across the call.
+            if unsafe { libc::setrlimit(limit.resource, &value) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if let Some((uid, gid)) = self.run_as {
+            // SAFETY: integer arguments only. Groups first, while we may still change them;
+            // KEEPCAPS so that the one capability below survives the uid change.
+            unsafe {
+                if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0
+                    || libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setresgid(gid, gid, gid) != 0
+                    || libc::setresuid(uid, uid, uid) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            // Only the right to look through directories, kept across exec: programs
+            // installed under a private home (pyenv, nvm, /root/.cargo) must still start, and
+            // the workspace may sit beneath a directory only root may enter. Landlock, not file
+            // modes, decides what can be read; open_by_handle_at, the one call this
+            // capability would let go around Landlock, is refused by the seccomp filter.
+            limit_capabilities(1 << CAP_DAC_READ_SEARCH, true);
+        } else if let Some(keep) = self.keep_caps {
+            // After unshare and bringing up loopback, which needed CAP_SYS_ADMIN and
+            // CAP_NET_ADMIN.
+            limit_capabilities(keep, false);
+        }
+        // Whatever started the daemon may have left descriptors open without close-on-exec;
+        // none of them may reach the program. Marked rather than closed: the standard
+        // library's pipe that reports a failed exec must stay open until the exec.
+        // SAFETY: integer arguments only.
+        if unsafe { libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) } != 0
+        {
+            return Err(io::Error::last_os_error());
         }
         if let Some(ruleset) = &self.ruleset {
             if self.proc_self {
-                // /proc/self must name the child, not the daemon, so this one rule is added
+                // /proc/self must name the program, not the daemon, so this one rule is added
                 // here rather than before the fork. Python, Node and the JVM read their own
                 // status, maps, fd list and cgroup there; the rest of /proc (other processes'
                 // environ and cmdline, the daemon's among them) stays closed. The O_PATH fd is
@@ -92,10 +223,7 @@ impl ChildPlan {
                 // /proc/<pid>, which stays closed to it.
                 add_proc_self_rule(ruleset.as_raw_fd());
             }
-            // SAFETY: prctl with integer arguments only.
-            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            set_no_new_privs()?;
             // SAFETY: a valid ruleset fd and no flags.
             let rc = unsafe {
                 libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0u32)
@@ -103,6 +231,13 @@ impl ChildPlan {
             if rc != 0 {
                 return Err(io::Error::last_os_error());
             }
+        }
+        if let Some(filter) = &self.seccomp {
+            // Sets no_new_privs itself; allocates nothing on the way to the kernel.
+            seccompiler::apply_filter(filter).map_err(|e| match e {
+                seccompiler::Error::Prctl(e) | seccompiler::Error::Seccomp(e) => e,
+                _ => io::Error::from_raw_os_error(libc::EINVAL),
+            })?;
         }
         Ok(())
     }
@@ -123,30 +258,179 @@ impl ChildPlan {
             // SAFETY: ends the child without running the parent's destructors or atexit hooks.
             unsafe { libc::_exit(code) };
         }
-        let mut status = 0;
-        loop {
-            // SAFETY: waits for the child forked above.
-            if unsafe { libc::waitpid(pid, &mut status, 0) } >= 0 {
-                break;
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
-        match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
-            (true, 0) => Ok(()),
-            (true, errno) => Err(io::Error::from_raw_os_error(errno)),
-            _ => Err(io::Error::other("the test child was killed")),
+        match wait_for(pid)? {
+            Exit::Code(0) => Ok(()),
+            Exit::Code(errno) => Err(io::Error::from_raw_os_error(errno)),
+            Exit::Signal(_) => Err(io::Error::other("the test child was killed")),
         }
     }
 }
 
-/// Capabilities a root child keeps: what working on files as root needs (chown, modes, files
-/// of other owners, setuid for tools that drop privileges, low ports). Everything else goes
-/// from the bounding, permitted, effective, inheritable and ambient sets, so not even exec as
-/// uid 0 brings it back. Path rules cannot stop what it would allow: init_module loads a
-/// kernel module from memory, ioperm and /dev/mem-style raw I/O, mount, BPF, perf, reboot,
+/// Forks; the parent (the keeper, in the daemon's PID namespace) waits for the child and exits
+/// the way it did, and the child returns. The keeper dies with the daemon, and holds no
+/// descriptor but the standard streams while it waits.
+fn keep_program_alive_until_it_exits(daemon_pid: libc::pid_t) -> io::Result<()> {
+    die_with_parent(daemon_pid)?;
+    // SAFETY: fork in a single-threaded process (the child of a fork).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        return Ok(());
+    }
+    // The parent's read end of the standard library's exec-error pipe sees end-of-file only
+    // once every copy of the write end is closed: ours must go now.
+    close_above_stderr();
+    exit_like(wait_for(pid))
+}
+
+/// In the namespace's init: forks the program, reaps every process that ends up here, and
+/// exits the way the program did (which kills the rest). Returns in the program's process.
+fn reap_until_the_program_exits() -> io::Result<()> {
+    // SAFETY: getppid has no failure mode.
+    die_with_parent(unsafe { libc::getppid() })?;
+    // SAFETY: fork in a single-threaded process.
+    let program = unsafe { libc::fork() };
+    if program < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if program == 0 {
+        return Ok(());
+    }
+    close_above_stderr();
+    loop {
+        let mut status = 0;
+        // SAFETY: waits for any child; `status` lives across the call.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid == program {
+            exit_like(Ok(Exit::from_status(status)));
+        }
+        if pid < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            exit_like(Err(io::Error::last_os_error()));
+        }
+    }
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    fn from_status(status: libc::c_int) -> Exit {
+        if libc::WIFSIGNALED(status) {
+            Exit::Signal(libc::WTERMSIG(status))
+        } else {
+            Exit::Code(libc::WEXITSTATUS(status))
+        }
+    }
+}
+
+fn wait_for(pid: libc::pid_t) -> io::Result<Exit> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child; `status` lives across the call.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } >= 0 {
+            return Ok(Exit::from_status(status));
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Ends this process as `exit` says its child ended: the same code, or 128 + the signal (a
+/// namespace's init cannot be killed by its own signal, so the shell's convention it is).
+fn exit_like(exit: io::Result<Exit>) -> ! {
+    let code = match exit {
+        Ok(Exit::Code(code)) => code,
+        Ok(Exit::Signal(signal)) => 128 + signal,
+        Err(_) => 127,
+    };
+    // SAFETY: ends the process without running destructors or atexit hooks.
+    unsafe { libc::_exit(code) }
+}
+
+/// SIGKILL when the parent dies; if it is already gone (the race the man page warns about),
+/// exit now.
+fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
+    // SAFETY: prctl and getppid with integer arguments only.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::getppid() != parent {
+            libc::_exit(127);
+        }
+    }
+    Ok(())
+}
+
+fn close_above_stderr() {
+    // SAFETY: integer arguments only.
+    unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
+}
+
+fn set_no_new_privs() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn mount(source: Option<&CStr>, target: &CStr, flags: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: NUL-terminated strings (or null) that live across the call.
+    let rc = unsafe {
+        libc::mount(
+            source.map_or(std::ptr::null(), CStr::as_ptr),
+            target.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn mount_setattr(path: &CStr, set: u64, clear: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a NUL-terminated path and an attr struct of the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Capabilities a child that stays root keeps: what working on files as root needs (chown,
+/// modes, files of other owners, setuid for tools that drop privileges, low ports). Everything
+/// else goes from the bounding, permitted, effective, inheritable and ambient sets, so not even
+/// exec as uid 0 brings it back. Path rules cannot stop what it would allow: init_module loads
+/// a kernel module from memory, ioperm and /dev/mem-style raw I/O, mount, BPF, perf, reboot,
 /// the clock, open_by_handle_at (CAP_DAC_READ_SEARCH), reconfiguring the host's network when
 /// it is granted. CAP_NET_RAW stays only when network is granted (ping in health checks).
 pub(super) const KEEP_CAPS: &[u32] = &[
@@ -154,12 +438,13 @@ pub(super) const KEEP_CAPS: &[u32] = &[
     1,  // CAP_DAC_OVERRIDE
     3,  // CAP_FOWNER
     4,  // CAP_FSETID
-    5,  // CAP_KILL (signals stay inside the Landlock domain anyway)
+    5,  // CAP_KILL (signals stay inside the PID namespace and the Landlock domain anyway)
     6,  // CAP_SETGID
     7,  // CAP_SETUID
     10, // CAP_NET_BIND_SERVICE
 ];
 pub(super) const CAP_NET_RAW: u32 = 13;
+const CAP_DAC_READ_SEARCH: u32 = 2;
 
 #[repr(C)]
 struct CapHeader {
@@ -175,9 +460,12 @@ struct CapData {
     inheritable: u32,
 }
 
-/// Best effort: without CAP_SETPCAP (a daemon that is root in a container that took it away)
-/// the bounding set stays as the container left it; the other sets always shrink.
-fn drop_capabilities(keep: u64) {
+/// Keeps only the `keep` capabilities of those this process has, in the effective, permitted and
+/// inheritable sets, and with `ambient` raises them into the ambient set so that exec by a
+/// non-root user keeps them. Best effort: without CAP_SETPCAP (a daemon that is root in a
+/// container that took it away) the bounding set stays as the container left it; the other
+/// sets always shrink.
+fn limit_capabilities(keep: u64, ambient: bool) {
     for cap in 0..64 {
         if keep & (1 << cap) == 0 {
             // SAFETY: prctl with integer arguments; EINVAL past the kernel's last capability.
@@ -200,10 +488,10 @@ fn drop_capabilities(keep: u64) {
             return;
         }
         for (i, word) in data.iter_mut().enumerate() {
-            let keep = (keep >> (32 * i)) as u32;
-            word.effective &= keep;
-            word.permitted &= keep;
-            word.inheritable &= keep;
+            let keep = word.permitted & (keep >> (32 * i)) as u32;
+            word.effective = keep;
+            word.permitted = keep;
+            word.inheritable = keep;
         }
         libc::syscall(
             libc::SYS_capset,
@@ -217,6 +505,11 @@ fn drop_capabilities(keep: u64) {
             0,
             0,
         );
+        if ambient {
+            for cap in (0..64).filter(|c| keep & (1u64 << c) != 0) {
+                libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! What one program run through `exec` may touch, and arranging for its process to be held to
-//! it: Landlock for files, a fresh network namespace for sockets.
+//! it: Landlock for files, namespaces for the network, other processes and mounts, seccomp for
+//! UNIX sockets, resource limits, and an unprivileged user when the daemon is root.
 //!
 //! A plugin is sandboxed by wasmtime, but the programs it runs (Terraform, Ansible, scripts)
 //! are native processes; without this they could read every host file the daemon can and reach
@@ -7,10 +8,11 @@
 //! [`Unconfined`] says whether a daemon lacking a feature refuses to run programs or runs them
 //! with what it has and a warning.
 
-use super::child::{self, CAP_NET_RAW, ChildPlan, KEEP_CAPS, NetNs};
+use super::child::{self, CAP_NET_RAW, ChildPlan, KEEP_CAPS, Rlimit};
 use super::probe::{ConfinementSupport, support};
-use super::ruleset;
+use super::{ruleset, syscalls};
 use crate::settings::Unconfined;
+use std::ffi::CString;
 use std::path::PathBuf;
 use tokio::process::Command;
 
@@ -22,10 +24,55 @@ pub struct Confinement {
     /// Read and execute beneath these: operator grants and the [`super::programs::program_roots`] of the
     /// granted programs.
     pub read_only: Vec<PathBuf>,
-    /// Leave the child in the host's network namespace.
+    /// Leave the child in the host's network namespace, with UNIX sockets.
     pub network: bool,
     /// What to do when the kernel cannot provide all of it.
     pub unconfined: Unconfined,
+    /// The uid and gid the program runs as, when not the daemon's.
+    pub run_as: Option<(u32, u32)>,
+    /// Per-process resource limits.
+    pub limits: ProgramLimits,
+}
+
+/// The resource limits every process of a program run starts with (`setrlimit`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProgramLimits {
+    /// Processes (and threads) of the program's user.
+    pub processes: Option<u64>,
+    /// Data memory (heap and private writable mappings) per process, in bytes.
+    pub memory: Option<u64>,
+    /// CPU seconds per process.
+    pub cpu_seconds: Option<u64>,
+    /// The largest file a process may write, in bytes.
+    pub file_size: Option<u64>,
+}
+
+impl ProgramLimits {
+    fn rlimits(&self) -> Vec<Rlimit> {
+        let limit = |resource, value: Option<u64>, hard_slack: u64| {
+            value.map(|v| Rlimit {
+                resource,
+                soft: v,
+                hard: v.saturating_add(hard_slack),
+            })
+        };
+        [
+            limit(libc::RLIMIT_NPROC, self.processes, 0),
+            limit(libc::RLIMIT_DATA, self.memory, 0),
+            // A second past the soft limit, SIGXCPU becomes SIGKILL.
+            limit(libc::RLIMIT_CPU, self.cpu_seconds, 1),
+            limit(libc::RLIMIT_FSIZE, self.file_size, 0),
+            // No core dumps of a program's memory (secrets) into the workspace.
+            Some(Rlimit {
+                resource: libc::RLIMIT_CORE,
+                soft: 0,
+                hard: 0,
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
 }
 
 impl Confinement {
@@ -44,23 +91,21 @@ impl Confinement {
         support: &ConfinementSupport,
         cmd: &mut Command,
     ) -> Result<Option<String>, String> {
-        let mut missing = Vec::new();
-        if support.landlock_abi.is_none() {
-            missing.push("filesystem confinement (Landlock)");
-        }
-        let isolate_network = !self.network && support.network_namespaces;
-        if !self.network && !support.network_namespaces {
-            missing.push("network isolation (network namespaces)");
-        }
+        let missing = support.missing(self.network);
         let warning = if missing.is_empty() {
             None
         } else {
-            let what = missing.join(" and ");
+            let what = missing
+                .iter()
+                .map(|f| f.describe())
+                .collect::<Vec<_>>()
+                .join(", ");
             match self.unconfined {
                 Unconfined::Refuse => {
                     return Err(format!(
                         "exec refused: this kernel cannot provide {what} ({}); \
-                         the daemon is set to refuse unconfined programs",
+                         the daemon is set to refuse partly confined programs \
+                         ([sandbox] unconfined = \"allow\" runs them with what there is)",
                         support.detail
                     ));
                 }
@@ -71,16 +116,34 @@ impl Confinement {
             }
         };
 
-        let mut plan = ChildPlan::default();
+        let mut flags = 0;
+        let isolate_network = !self.network && support.network_namespaces;
         if isolate_network {
-            plan = if support.network_needs_user_namespace {
-                ChildPlan::user_netns()
-            } else {
-                ChildPlan {
-                    netns: NetNs::New,
-                    ..ChildPlan::default()
-                }
-            };
+            flags |= libc::CLONE_NEWNET;
+        }
+        if support.pid_namespaces {
+            flags |= libc::CLONE_NEWPID;
+        }
+        if support.read_only_mounts {
+            flags |= libc::CLONE_NEWNS;
+        }
+        let mut plan = if flags != 0 && support.needs_user_namespace {
+            ChildPlan::in_user_namespace(flags)
+        } else {
+            ChildPlan {
+                unshare: flags,
+                ..ChildPlan::default()
+            }
+        };
+        if support.read_only_mounts {
+            plan.writable_mounts = self
+                .read_write
+                .iter()
+                .map(|p| {
+                    CString::new(p.as_os_str().as_encoded_bytes())
+                        .map_err(|_| format!("exec confinement: {} has a NUL byte", p.display()))
+                })
+                .collect::<Result<_, _>>()?;
         }
         if support.landlock_abi.is_some() {
             // Without a namespace, Landlock can still refuse TCP (not UDP) on ABI 4+.
@@ -88,7 +151,12 @@ impl Confinement {
             plan.ruleset = Some(ruleset::build(&self.read_write, &self.read_only, deny_tcp)?);
             plan.proc_self = true;
         }
-        if child::is_root() {
+        if support.seccomp {
+            plan.seccomp = Some(syscalls::filter(self.network)?);
+        }
+        plan.rlimits = self.limits.rlimits();
+        plan.run_as = self.run_as;
+        if child::is_root() && self.run_as.is_none_or(|(uid, _)| uid == 0) {
             let raw = if self.network { 1 << CAP_NET_RAW } else { 0 };
             plan.keep_caps = Some(KEEP_CAPS.iter().fold(raw, |m, c| m | 1 << c));
         }
@@ -287,7 +355,12 @@ mod tests {
         assert!(out.stdout.contains("append-denied"), "{}", out.stdout);
         assert!(out.stdout.contains("create-denied"), "{}", out.stdout);
         assert!(out.stdout.contains("remove-denied"), "{}", out.stdout);
-        assert!(out.stderr.contains("Permission denied"), "{}", out.stderr);
+        // Refused twice over: by Landlock, and before it by the read-only mount.
+        assert!(
+            out.stderr.contains("Permission denied") || out.stderr.contains("Read-only"),
+            "{}",
+            out.stderr
+        );
         assert_eq!(std::fs::read_to_string(&data).unwrap(), "shared data\n");
 
         // A program outside every grant cannot be executed, even by absolute path.
@@ -342,7 +415,7 @@ mod tests {
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let forced = ConfinementSupport {
-            network_needs_user_namespace: true,
+            needs_user_namespace: true,
             ..probe()
         };
         let conf = workspace_only(workspace.path());
@@ -440,6 +513,232 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn programs_that_leave_the_group_die_with_the_program() {
+        require_support();
+        let workspace = tempfile::tempdir().unwrap();
+        let conf = workspace_only(workspace.path());
+        // A setsid'd, double-forked sleeper that would outlive its parent anywhere else. Its
+        // own pid file is in the workspace; after the program ends it must be gone.
+        let out = bash(
+            &conf,
+            "setsid bash -c '(sleep 300 & echo $! > pid; wait)' > /dev/null 2>&1 & \
+             for i in $(seq 50); do [ -s pid ] && break; sleep 0.1; done; \
+             echo \"ppid=$PPID self=$$\"; kill -9 1 || echo init-unkillable",
+            workspace.path(),
+        )
+        .await;
+        assert!(out.ok, "{}", out.stderr);
+        // Its parent is the namespace's init, PID 1, and it is PID 2: the daemon is invisible.
+        assert!(out.stdout.contains("ppid=1 self=2"), "{}", out.stdout);
+        // Nor can it kill the namespace's init to escape it.
+        assert!(out.stdout.contains("init-unkillable"), "{}", out.stdout);
+        let sleepers = std::process::Command::new("pgrep")
+            .args(["-f", "sleep 300"])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&sleepers.stdout).trim().is_empty(),
+            "a setsid survivor outlived the program: pids {}",
+            String::from_utf8_lossy(&sleepers.stdout)
+        );
+    }
+
+    #[tokio::test]
+    async fn metadata_outside_the_workspace_cannot_change() {
+        require_support();
+        let workspace = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("victim");
+        std::fs::write(&target, "x").unwrap();
+        let before = std::fs::metadata(&target).unwrap();
+        let conf = workspace_only(workspace.path());
+        let out = bash(
+            &conf,
+            &format!(
+                "chmod 4777 {0} || echo chmod-denied; chown 1:1 {0} || echo chown-denied; \
+                 touch -d 2001-01-01 {0} || echo touch-denied; \
+                 python3 -c 'import os; os.setxattr(\"{0}\", \"user.x\", b\"1\")' \
+                   || echo xattr-denied; \
+                 echo in > mine && chmod 600 mine && touch -d 2001-01-01 mine && echo own-ok",
+                target.display()
+            ),
+            workspace.path(),
+        )
+        .await;
+        for denied in [
+            "chmod-denied",
+            "chown-denied",
+            "touch-denied",
+            "xattr-denied",
+        ] {
+            assert!(out.stdout.contains(denied), "{denied}: {}", out.stdout);
+        }
+        assert!(
+            out.stdout.contains("own-ok"),
+            "{} {}",
+            out.stdout,
+            out.stderr
+        );
+        let after = std::fs::metadata(&target).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (before.mode(), before.uid(), before.mtime()),
+            (after.mode(), after.uid(), after.mtime())
+        );
+    }
+
+    #[tokio::test]
+    async fn inherited_descriptors_are_closed() {
+        require_support();
+        let workspace = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("secret");
+        std::fs::write(&secret, "inherited-secret").unwrap();
+        // An fd without close-on-exec, as whatever started the daemon might leave one.
+        let file = std::fs::File::open(&secret).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        let conf = workspace_only(workspace.path());
+        let out = bash(
+            &conf,
+            &format!("cat <&{fd} || echo fd-closed; ls /proc/self/fd"),
+            workspace.path(),
+        )
+        .await;
+        assert!(out.stdout.contains("fd-closed"), "{}", out.stdout);
+        assert!(!out.stdout.contains("inherited-secret"), "{}", out.stdout);
+        drop(file);
+    }
+
+    #[tokio::test]
+    async fn unix_sockets_need_the_network_grant() {
+        require_support();
+        let workspace = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let path = outside.path().join("host.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let script = format!(
+            "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?}); print('connected')",
+            path.display().to_string()
+        );
+        let python = on_path("python3");
+        let mut conf = Confinement {
+            read_write: vec![workspace.path().to_path_buf()],
+            read_only: program_roots(&python),
+            ..Confinement::default()
+        };
+        let out = run(&conf, &python, &["-c", &script], workspace.path()).await;
+        assert!(!out.ok, "{}", out.stdout);
+        assert!(
+            out.stderr.contains("Operation not permitted"),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            listener.accept().is_err(),
+            "the host socket saw a connection"
+        );
+
+        conf.network = true;
+        let out = run(&conf, &python, &["-c", &script], workspace.path()).await;
+        assert!(out.ok, "{}", out.stderr);
+        assert!(listener.accept().is_ok());
+    }
+
+    #[tokio::test]
+    async fn process_and_memory_limits_hold() {
+        require_support();
+        let workspace = tempfile::tempdir().unwrap();
+        let python = on_path("python3");
+        let conf = Confinement {
+            read_write: vec![workspace.path().to_path_buf()],
+            read_only: program_roots(&python),
+            // A uid of its own, so that the process count is this test's alone.
+            run_as: Some((64_999, 64_999)),
+            limits: ProgramLimits {
+                processes: Some(20),
+                memory: Some(256 << 20),
+                cpu_seconds: Some(1),
+                file_size: Some(1 << 20),
+            },
+            ..Confinement::default()
+        };
+        workspace_to(workspace.path(), 64_999);
+        // A fork bomb stops at the limit; the test machine and the daemon carry on.
+        let out = run(
+            &conf,
+            &python,
+            &[
+                "-c",
+                "import os, time\nn = 0\nfor _ in range(100):\n    try:\n        pid = os.fork()\n\
+                 \n    except OSError:\n        break\n    if pid == 0:\n        time.sleep(5)\n\
+                 \n        os._exit(0)\n    n += 1\nprint('started', n)",
+            ],
+            workspace.path(),
+        )
+        .await;
+        let started: usize = out
+            .stdout
+            .trim()
+            .strip_prefix("started ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{} {}", out.stdout, out.stderr));
+        assert!(started < 20, "{started} processes started");
+        // A 4 GiB allocation fails instead of taking the machine's memory.
+        let out = run(
+            &conf,
+            &python,
+            &["-c", "b = bytearray(4 << 30)"],
+            workspace.path(),
+        )
+        .await;
+        assert!(!out.ok);
+        assert!(out.stderr.contains("MemoryError"), "{}", out.stderr);
+        // A file past the size bound is cut off by SIGXFSZ (128 + 25 through init).
+        let mut cmd = Command::new("/bin/bash");
+        cmd.args(["-c", "head -c 2000000 /dev/zero > big"])
+            .current_dir(workspace.path());
+        conf.apply(&mut cmd).unwrap();
+        let status = cmd.status().await.unwrap();
+        assert_eq!(status.code(), Some(128 + libc::SIGXFSZ));
+    }
+
+    #[tokio::test]
+    async fn a_root_daemon_runs_programs_as_the_program_user() {
+        require_support();
+        assert!(child::is_root(), "this test needs a root daemon");
+        let workspace = tempfile::tempdir().unwrap();
+        let python = on_path("python3");
+        let conf = Confinement {
+            read_write: vec![workspace.path().to_path_buf()],
+            read_only: program_roots(&python),
+            run_as: Some((65534, 65534)),
+            ..Confinement::default()
+        };
+        workspace_to(workspace.path(), 65534);
+        // python3 may live beneath /root (pyenv): reaching it needs the kept search right.
+        let out = run(
+            &conf,
+            &python,
+            &[
+                "-c",
+                "import os; open('w', 'w').write('ok'); print(os.getuid(), os.getgid(), \
+                 os.getgroups(), open('/proc/self/status').read().split('CapEff:')[1].split()[0])",
+            ],
+            workspace.path(),
+        )
+        .await;
+        assert!(out.ok, "{}", out.stderr);
+        assert_eq!(out.stdout.trim(), "65534 65534 [] 0000000000000004");
+    }
+
+    fn workspace_to(dir: &Path, uid: u32) {
+        std::os::unix::fs::chown(dir, Some(uid), Some(uid)).unwrap();
+    }
+
+    #[tokio::test]
     async fn signals_stay_inside_the_sandbox() {
         require_support();
         let workspace = tempfile::tempdir().unwrap();
@@ -525,7 +824,10 @@ mod tests {
         let none = ConfinementSupport {
             landlock_abi: None,
             network_namespaces: false,
-            network_needs_user_namespace: false,
+            pid_namespaces: false,
+            read_only_mounts: false,
+            seccomp: false,
+            needs_user_namespace: false,
             detail: "landlock: not built into this kernel".into(),
         };
         let mut conf = Confinement::default();
@@ -560,7 +862,10 @@ mod tests {
         let full = ConfinementSupport {
             landlock_abi: Some(7),
             network_namespaces: true,
-            network_needs_user_namespace: false,
+            pid_namespaces: true,
+            read_only_mounts: true,
+            seccomp: true,
+            needs_user_namespace: false,
             detail: String::new(),
         };
         let err = conf

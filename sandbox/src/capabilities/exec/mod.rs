@@ -4,7 +4,7 @@
 //!
 //! - [`programs`]: granted names resolved to absolute paths, and the roots they need to start;
 //! - [`probe`]: what this kernel can enforce;
-//! - `ruleset`: the Landlock rules;
+//! - `ruleset`: the Landlock rules; `syscalls`: the seccomp filter;
 //! - [`confine`]: the policy of one program run, from the grants and the call;
 //! - `child`: the code between fork and exec (all of exec's `unsafe`).
 
@@ -13,12 +13,14 @@ pub mod confine;
 pub mod probe;
 pub mod programs;
 mod ruleset;
+mod syscalls;
+mod workspace;
 
 use super::phases::{CallData, FileMode, HostCapability, Prepare, narrow};
 use crate::bindings::exec::{Command as WitCommand, Host, Output as WitOutput};
 use crate::call_log::CallLog;
 use crate::error::{Capability, Denial, Denials, GrantError};
-use confine::Confinement;
+use confine::{Confinement, ProgramLimits};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -80,6 +82,8 @@ pub(crate) struct ExecState {
     /// Host variables granted to the plugin, passed on to its programs.
     env: Vec<(String, String)>,
     confinement: Confinement,
+    /// The size the workspace may grow to while a program runs.
+    workspace_limit: u64,
     log: CallLog,
     deadline: Instant,
     denials: Denials,
@@ -144,8 +148,16 @@ impl HostCapability for Exec {
                 read_write,
                 read_only,
                 network: grant.network,
-                unconfined: cx.unconfined,
+                unconfined: cx.settings.unconfined,
+                run_as: cx.settings.program_user.switch_to(child::is_root()),
+                limits: ProgramLimits {
+                    processes: Some(cx.limits.processes),
+                    memory: Some(cx.limits.program_memory),
+                    cpu_seconds: Some(cx.limits.program_cpu.as_secs().max(1)),
+                    file_size: Some(cx.limits.workspace_size),
+                },
             },
+            workspace_limit: cx.limits.workspace_size,
             log: cx.env.log.clone(),
             deadline: cx.deadline,
             denials: cx.denials.clone(),
@@ -230,6 +242,13 @@ impl ExecState {
         })? {
             self.log.push("warn", &warning);
         }
+        if let Some((uid, gid)) = self.confinement.run_as {
+            let root = workspace.clone();
+            tokio::task::spawn_blocking(move || workspace::hand_over(&root, uid, gid))
+                .await
+                .map_err(|e| ExecError::Failed(format!("exec: {e}")))?
+                .map_err(|e| ExecError::Failed(format!("exec: {e}")))?;
+        }
         let mut child = cmd.spawn().map_err(|e| {
             ExecError::Failed(format!("cannot start `{}` (confined): {e}", req.program))
         })?;
@@ -249,27 +268,72 @@ impl ExecState {
         let stdout = tokio::spawn(pump(out, self.log.clone(), "stdout"));
         let stderr = tokio::spawn(pump(err, self.log.clone(), "stderr"));
 
-        let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
-            Ok(status) => (status.ok(), false),
-            Err(_) => {
-                group.kill();
-                (child.wait().await.ok(), true)
-            }
+        let ended = tokio::select! {
+            status = child.wait() => Ended::Exited(status.ok()),
+            () = tokio::time::sleep(timeout) => Ended::TimedOut,
+            over = watch_size(workspace.clone(), self.workspace_limit) => Ended::WorkspaceFull(over),
         };
         // A grandchild holding the pipes open must not keep the step alive.
         group.kill();
+        let status = match ended {
+            Ended::Exited(status) => status,
+            _ => child.wait().await.ok(),
+        };
         let stdout = stdout.await.unwrap_or_default();
-        let stderr = stderr.await.unwrap_or_default();
+        let mut stderr = stderr.await.unwrap_or_default();
+        if let Ended::WorkspaceFull(size) = ended {
+            return Err(ExecError::Failed(format!(
+                "exec: `{}` was stopped: the workspace reached {} bytes, past its limit of {} \
+                 bytes ([limits] workspace_size)",
+                req.program, size, self.workspace_limit
+            )));
+        }
+        let exit_code = status.and_then(|s| s.code());
+        if let Some(bound) = exit_code.and_then(bound_hit) {
+            let line = format!("wasmops: `{}` was stopped: {bound}\n", req.program);
+            self.log.push("stderr", &line);
+            stderr.extend_from_slice(line.as_bytes());
+        }
+        let timed_out = matches!(ended, Ended::TimedOut);
         Ok(WitOutput {
-            exit_code: if timed_out {
-                None
-            } else {
-                status.and_then(|s| s.code())
-            },
+            exit_code: if timed_out { None } else { exit_code },
             timed_out,
             stdout,
             stderr,
         })
+    }
+}
+
+/// How waiting for a program ended.
+enum Ended {
+    Exited(Option<std::process::ExitStatus>),
+    TimedOut,
+    /// The workspace grew past its limit (its size then).
+    WorkspaceFull(u64),
+}
+
+/// Which resource limit an exit code says was hit: programs run under a PID namespace's init,
+/// which reports a death by signal N as 128 + N, and the kernel signals these two limits.
+fn bound_hit(code: i32) -> Option<&'static str> {
+    match code.checked_sub(128)? {
+        libc::SIGXCPU => Some("its CPU time limit was reached ([limits] program_cpu)"),
+        libc::SIGXFSZ => {
+            Some("it wrote a file larger than the workspace limit ([limits] workspace_size)")
+        }
+        _ => None,
+    }
+}
+
+/// Resolves once the workspace holds more than `limit` bytes, checking twice a second.
+async fn watch_size(workspace: PathBuf, limit: u64) -> u64 {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let root = workspace.clone();
+        if let Ok(Some(size)) =
+            tokio::task::spawn_blocking(move || workspace::size_beyond(&root, limit)).await
+        {
+            return size;
+        }
     }
 }
 
@@ -312,21 +376,44 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Copies a stream into the log line by line and keeps the first MAX_CAPTURE bytes.
+/// A line longer than this reaches the log in pieces: output without newlines must not grow
+/// the daemon's memory.
+const MAX_LINE: usize = 64 << 10;
+
+/// Copies a stream into the log line by line (lines cut at [`MAX_LINE`]) and keeps the first
+/// [`MAX_CAPTURE`] bytes.
 async fn pump(stream: impl AsyncRead + Unpin, log: CallLog, name: &'static str) -> Vec<u8> {
     let mut reader = BufReader::new(stream);
     let mut captured = Vec::new();
     let mut line = Vec::new();
     loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                log.push(name, &String::from_utf8_lossy(&line));
-                let room = MAX_CAPTURE.saturating_sub(captured.len());
-                captured.extend_from_slice(&line[..line.len().min(room)]);
-            }
+        let chunk = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(chunk) => chunk,
+        };
+        let room = MAX_LINE - line.len();
+        let (take, complete) = match chunk.iter().take(room).position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (
+                chunk.len().min(room),
+                line.len() + chunk.len().min(room) == MAX_LINE,
+            ),
+        };
+        line.extend_from_slice(&chunk[..take]);
+        reader.consume(take);
+        if complete {
+            flush_line(&mut line, &mut captured, &log, name);
         }
     }
+    if !line.is_empty() {
+        flush_line(&mut line, &mut captured, &log, name);
+    }
     captured
+}
+
+fn flush_line(line: &mut Vec<u8>, captured: &mut Vec<u8>, log: &CallLog, name: &str) {
+    log.push(name, &String::from_utf8_lossy(line));
+    let room = MAX_CAPTURE.saturating_sub(captured.len());
+    captured.extend_from_slice(&line[..line.len().min(room)]);
+    line.clear();
 }

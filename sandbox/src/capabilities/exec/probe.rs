@@ -1,28 +1,88 @@
-//! What this kernel lets the daemon enforce on programs: Landlock and network namespaces,
-//! found by really trying each in a short-lived child, once per process.
+//! What this kernel lets the daemon enforce on programs, feature by feature, found by really
+//! trying each in a short-lived child, once per process.
 
-use super::child::{self, ChildPlan, NetNs};
-use super::ruleset;
+use super::child::{self, ChildPlan};
+use super::{ruleset, syscalls};
+use serde::Serialize;
+use std::ffi::CString;
 use std::sync::OnceLock;
 
 /// What this kernel lets the daemon enforce, found by trying it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConfinementSupport {
     /// The kernel's Landlock ABI version, when Landlock is enabled and a ruleset could be
     /// enforced on a test child.
     pub landlock_abi: Option<i32>,
     /// A test child could move into a fresh network namespace.
     pub network_namespaces: bool,
-    /// The namespace needed a user namespace too (no CAP_SYS_ADMIN in the daemon).
-    pub network_needs_user_namespace: bool,
+    /// A test child could start a process in a fresh PID namespace.
+    pub pid_namespaces: bool,
+    /// A test child could make every mount read-only in a fresh mount namespace.
+    pub read_only_mounts: bool,
+    /// A test child could install a seccomp filter.
+    pub seccomp: bool,
+    /// The namespaces need a user namespace too (no CAP_SYS_ADMIN in the daemon).
+    pub needs_user_namespace: bool,
     /// One clause per feature, `; `-separated, with the reason when it is missing.
     pub detail: String,
 }
 
+/// One thing confinement is made of, as operators read it in refusals and warnings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    /// Landlock: files outside the grants.
+    Filesystem,
+    /// Network namespaces: the host's network.
+    Network,
+    /// PID namespaces: other processes, and programs outliving their step.
+    Processes,
+    /// Mount namespaces: modes, owners, times and xattrs outside the workspace.
+    Metadata,
+    /// seccomp: UNIX sockets in the file system, open_by_handle_at, io_uring.
+    Syscalls,
+}
+
+impl Feature {
+    /// What is lost without it, and what provides it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Feature::Filesystem => "filesystem confinement (Landlock)",
+            Feature::Network => "network isolation (network namespaces)",
+            Feature::Processes => "process isolation (PID namespaces)",
+            Feature::Metadata => "read-only mounts outside the workspace (mount namespaces)",
+            Feature::Syscalls => {
+                "system call filtering (seccomp: UNIX sockets, open_by_handle_at, io_uring)"
+            }
+        }
+    }
+}
+
 impl ConfinementSupport {
-    /// Both features work: programs can be fully confined.
+    /// Every feature works: programs can be fully confined.
     pub fn complete(&self) -> bool {
-        self.landlock_abi.is_some() && self.network_namespaces
+        self.missing(false).is_empty()
+    }
+
+    /// The features a program run lacks here; `network` is whether it is granted the network
+    /// (which makes network isolation moot).
+    pub fn missing(&self, network: bool) -> Vec<Feature> {
+        let mut missing = Vec::new();
+        if self.landlock_abi.is_none() {
+            missing.push(Feature::Filesystem);
+        }
+        if !network && !self.network_namespaces {
+            missing.push(Feature::Network);
+        }
+        if !self.pid_namespaces {
+            missing.push(Feature::Processes);
+        }
+        if !self.read_only_mounts {
+            missing.push(Feature::Metadata);
+        }
+        if !self.seccomp {
+            missing.push(Feature::Syscalls);
+        }
+        missing
     }
 }
 
@@ -32,12 +92,87 @@ pub fn support() -> &'static ConfinementSupport {
     SUPPORT.get_or_init(probe)
 }
 
-/// Tries Landlock and network namespaces in short-lived forked children. It costs two forks;
-/// [`support`] caches the answer.
+/// Tries each feature in a short-lived forked child, as exec will use it. [`support`] caches
+/// the answer.
 pub fn probe() -> ConfinementSupport {
     let mut detail = Vec::new();
+    let landlock_abi = probe_landlock(&mut detail);
 
-    let landlock_abi = match child::landlock_abi() {
+    // Root (CAP_SYS_ADMIN) can unshare namespaces alone; anyone else, or root in a container
+    // without that capability, needs a user namespace to own them.
+    let (network_namespaces, needs_user_namespace) = probe_network(&mut detail);
+    let namespaced = |flags: libc::c_int| {
+        if needs_user_namespace {
+            ChildPlan::in_user_namespace(flags)
+        } else {
+            ChildPlan {
+                unshare: flags,
+                ..ChildPlan::default()
+            }
+        }
+    };
+
+    let pid_namespaces = report(
+        &mut detail,
+        "PID namespaces",
+        namespaced(libc::CLONE_NEWPID).try_in_child(),
+    );
+    let writable = CString::new(std::env::temp_dir().into_os_string().into_encoded_bytes())
+        .unwrap_or_else(|_| c"/tmp".to_owned());
+    let read_only_mounts = report(
+        &mut detail,
+        "read-only mount namespaces",
+        ChildPlan {
+            writable_mounts: vec![writable],
+            ..namespaced(libc::CLONE_NEWNS)
+        }
+        .try_in_child(),
+    );
+    let seccomp = match syscalls::filter(false) {
+        Ok(filter) => report(
+            &mut detail,
+            "seccomp",
+            ChildPlan {
+                seccomp: Some(filter),
+                ..ChildPlan::default()
+            }
+            .try_in_child(),
+        ),
+        Err(e) => {
+            detail.push(format!("seccomp: unavailable: {e}"));
+            false
+        }
+    };
+
+    ConfinementSupport {
+        landlock_abi,
+        network_namespaces,
+        pid_namespaces,
+        read_only_mounts,
+        seccomp,
+        needs_user_namespace,
+        detail: detail.join("; "),
+    }
+}
+
+/// Records one feature's trial in `detail` and says whether it worked.
+fn report(detail: &mut Vec<String>, feature: &str, result: std::io::Result<()>) -> bool {
+    match result {
+        Ok(()) => {
+            detail.push(format!("{feature}: available"));
+            true
+        }
+        Err(e) => {
+            detail.push(format!("{feature}: unavailable: {e}"));
+            false
+        }
+    }
+}
+
+/// Enforces a one-right ruleset on a throwaway child, as exec will.
+fn probe_landlock(detail: &mut Vec<String>) -> Option<i32> {
+    let version = match child::landlock_abi() {
+        Ok(version) => version,
         Err(err) => {
             detail.push(match err.raw_os_error() {
                 Some(libc::EOPNOTSUPP) => "landlock: built into the kernel but not enabled \
@@ -48,74 +183,79 @@ pub fn probe() -> ConfinementSupport {
                     .to_string(),
                 _ => format!("landlock: unavailable: {err}"),
             });
-            None
+            return None;
         }
-        // Enforce a one-right ruleset on a throwaway child, as exec will.
-        Ok(version) => match ruleset::probe_ruleset() {
-            Ok(Some(fd)) => {
-                let plan = ChildPlan {
-                    ruleset: Some(fd),
-                    ..ChildPlan::default()
-                };
-                match plan.try_in_child() {
-                    Ok(()) => {
-                        detail.push(format!("landlock: ABI {version}, enforced on a test child"));
-                        Some(version)
-                    }
-                    Err(e) => {
-                        detail.push(format!(
-                            "landlock: ABI {version} reported but restrict_self failed: {e}"
-                        ));
-                        None
-                    }
+    };
+    match ruleset::probe_ruleset() {
+        Ok(Some(fd)) => {
+            let plan = ChildPlan {
+                ruleset: Some(fd),
+                ..ChildPlan::default()
+            };
+            match plan.try_in_child() {
+                Ok(()) => {
+                    detail.push(format!(
+                        "landlock: ABI {version}, enforced on a test child{}",
+                        if version < 6 {
+                            " (signal and abstract-socket scoping need ABI 6; \
+                             PID and network namespaces cover them)"
+                        } else {
+                            ""
+                        }
+                    ));
+                    Some(version)
+                }
+                Err(e) => {
+                    detail.push(format!(
+                        "landlock: ABI {version} reported but restrict_self failed: {e}"
+                    ));
+                    None
                 }
             }
-            Ok(None) => {
-                detail.push(format!(
-                    "landlock: ABI {version} reported but no ruleset was created"
-                ));
-                None
-            }
-            Err(e) => {
-                detail.push(format!("landlock: cannot create a ruleset: {e}"));
-                None
-            }
-        },
-    };
+        }
+        Ok(None) => {
+            detail.push(format!(
+                "landlock: ABI {version} reported but no ruleset was created"
+            ));
+            None
+        }
+        Err(e) => {
+            detail.push(format!("landlock: cannot create a ruleset: {e}"));
+            None
+        }
+    }
+}
 
-    // Root (CAP_SYS_ADMIN) can unshare the network alone; anyone else, or root in a container
-    // without that capability, needs a user namespace to own the new network namespace.
-    let mut network_namespaces = false;
-    let mut network_needs_user_namespace = false;
+/// Whether a child can get a network namespace, and whether it needs a user namespace for it.
+fn probe_network(detail: &mut Vec<String>) -> (bool, bool) {
     let mut plain_error = None;
     if child::is_root() {
         let plan = ChildPlan {
-            netns: NetNs::New,
+            unshare: libc::CLONE_NEWNET,
             ..ChildPlan::default()
         };
         match plan.try_in_child() {
             Ok(()) => {
-                network_namespaces = true;
                 detail.push(
                     "network namespaces: unshare(CLONE_NEWNET) works (CAP_SYS_ADMIN)".to_string(),
                 );
+                return (true, false);
             }
             Err(e) => plain_error = Some(e),
         }
     }
-    if !network_namespaces {
-        match ChildPlan::user_netns().try_in_child() {
-            Ok(()) => {
-                network_namespaces = true;
-                network_needs_user_namespace = true;
-                detail.push(format!(
-                    "network namespaces: unshare(CLONE_NEWUSER|CLONE_NEWNET) works{}",
-                    plain_error
-                        .map(|e| format!(" (CLONE_NEWNET alone failed: {e})"))
-                        .unwrap_or_default()
-                ));
-            }
-            Err(e) => detail.push(format!(
+    match ChildPlan::in_user_namespace(libc::CLONE_NEWNET).try_in_child() {
+        Ok(()) => {
+            detail.push(format!(
+                "network namespaces: unshare(CLONE_NEWUSER|CLONE_NEWNET) works{}",
+                plain_error
+                    .map(|e| format!(" (CLONE_NEWNET alone failed: {e})"))
+                    .unwrap_or_default()
+            ));
+            (true, true)
+        }
+        Err(e) => {
+            detail.push(format!(
                 "network namespaces: unavailable: {}unshare(CLONE_NEWUSER|CLONE_NEWNET): {e}{}",
                 plain_error
                     .map(|e| format!("unshare(CLONE_NEWNET): {e}; "))
@@ -127,14 +267,9 @@ pub fn probe() -> ConfinementSupport {
                 } else {
                     ""
                 }
-            )),
+            ));
+            // Without user namespaces, the other namespaces are tried plainly (root only).
+            (false, !child::is_root())
         }
-    }
-
-    ConfinementSupport {
-        landlock_abi,
-        network_namespaces,
-        network_needs_user_namespace,
-        detail: detail.join("; "),
     }
 }
