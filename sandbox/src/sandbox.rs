@@ -79,6 +79,12 @@ impl Sandbox {
         })
     }
 
+    /// Whether the operator lets an installed plugin named `name` take a built-in's place
+    /// (`[plugins.NAME] replace_builtin = true`).
+    pub fn may_replace_builtin(&self, name: &str) -> bool {
+        self.operator.get(name).is_some_and(|o| o.replace_builtin)
+    }
+
     /// The operator's secret values, for templates and redaction.
     pub fn secrets(&self) -> &Secrets {
         &self.secrets

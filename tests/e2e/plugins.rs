@@ -166,20 +166,8 @@ fn a_plugin_named_like_a_path_is_refused_and_nothing_is_touched() {
     let sb = Sandbox::new();
     // A directory beside the data directory that a name like `../victim` would reach.
     let victim = sb.write("victim/keep.txt", "still here");
-    let echo = test_plugins().join("echo");
     for name in ["../victim", "../../victim", "/tmp/wasmops-victim"] {
-        let dir = sb.path(&format!("evil-{}", name.len()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let manifest = std::fs::read_to_string(echo.join("plugin.toml"))
-            .unwrap()
-            .replace("name = \"echo\"", &format!("name = {name:?}"));
-        std::fs::write(dir.join("plugin.toml"), manifest).unwrap();
-        for entry in std::fs::read_dir(&echo).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "wasm") {
-                std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-            }
-        }
+        let dir = echo_named(&sb, &format!("evil-{}", name.len()), name);
         let ran = sb.wasmops(&["plugins", "install", dir.to_str().unwrap()]);
         assert_ne!(ran.code, 0, "{name}: {}", ran.stdout);
         assert!(
@@ -193,4 +181,52 @@ fn a_plugin_named_like_a_path_is_refused_and_nothing_is_touched() {
         !sb.path("data/plugins").exists()
             || std::fs::read_dir(sb.path("data/plugins")).unwrap().count() == 0
     );
+}
+
+/// A copy of the echo test plugin in `folder`, with `name` in its plugin.toml.
+fn echo_named(sb: &Sandbox, folder: &str, name: &str) -> std::path::PathBuf {
+    let echo = test_plugins().join("echo");
+    let dir = sb.path(folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = std::fs::read_to_string(echo.join("plugin.toml"))
+        .unwrap()
+        .replace("name = \"echo\"", &format!("name = {name:?}"));
+    std::fs::write(dir.join("plugin.toml"), manifest).unwrap();
+    for entry in std::fs::read_dir(&echo).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn a_plugin_takes_a_built_ins_name_only_when_the_operator_says_so() {
+    let sb = Sandbox::new();
+    let dir = echo_named(&sb, "impostor", "wait");
+    let dir = dir.to_str().unwrap();
+    let ran = sb.wasmops(&["plugins", "install", dir]);
+    assert_ne!(ran.code, 0, "{}", ran.stdout);
+    assert!(
+        ran.stderr.contains("would replace the built-in `wait`")
+            && ran.stderr.contains("[plugins.wait] replace_builtin = true"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!sb.path("data/plugins/wait").exists());
+    let inspect = sb.wasmops(&["plugins", "inspect", "wait"]);
+    assert!(inspect.stdout.contains("built-in"), "{}", inspect.stdout);
+
+    let config = sb.write("wasmops.toml", "[plugins.wait]\nreplace_builtin = true\n");
+    let config = config.to_str().unwrap();
+    let ran = sb.wasmops(&["plugins", "install", dir, "--config", config]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(sb.path("data/plugins/wait/plugin.toml").is_file());
+    let inspect = sb.wasmops(&["plugins", "inspect", "wait", "--config", config]);
+    assert!(!inspect.stdout.contains("built-in"), "{}", inspect.stdout);
+    // Without the setting, the installed impostor stops the start rather than shadowing.
+    let list = sb.wasmops(&["plugins", "list"]);
+    assert_ne!(list.code, 0, "{}", list.stdout);
+    assert!(list.stderr.contains("replace_builtin"), "{}", list.stderr);
 }

@@ -49,7 +49,7 @@ impl Registry {
                 .sandbox
                 .load(manifest, *wasm)
                 .map_err(|e| e.to_string())?;
-            registry.insert(plugin, Origin::Builtin);
+            registry.insert(plugin, Origin::Builtin)?;
         }
         Ok(registry)
     }
@@ -77,7 +77,8 @@ impl Registry {
     }
 
     /// Adds every plugin directory under `dir` (or `dir` itself when it holds a plugin.toml).
-    /// A plugin with the same name as a built-in replaces it.
+    /// A plugin with the same name as a built-in replaces it only where the operator allows
+    /// it; otherwise loading fails, naming the setting.
     pub fn load_dir(&self, dir: &Path) -> Result<Vec<String>, String> {
         if dir.join("plugin.toml").is_file() {
             return self.load_plugin(dir).map(|name| vec![name]);
@@ -102,7 +103,7 @@ impl Registry {
     pub fn load_plugin(&self, dir: &Path) -> Result<String, String> {
         let plugin = self.read_plugin(dir)?;
         let name = plugin.name().to_string();
-        self.insert(plugin, Origin::Directory(dir.to_path_buf()));
+        self.insert(plugin, Origin::Directory(dir.to_path_buf()))?;
         Ok(name)
     }
 
@@ -124,7 +125,9 @@ impl Registry {
         self.sandbox.load(manifest, wasm).map_err(|e| e.to_string())
     }
 
-    fn insert(&self, plugin: Plugin, origin: Origin) {
+    fn insert(&self, plugin: Plugin, origin: Origin) -> Result<(), String> {
+        let name = plugin.name().to_string();
+        self.check_may_take(&name, &origin)?;
         let entry = Entry {
             plugin: Arc::new(plugin),
             origin,
@@ -132,7 +135,21 @@ impl Registry {
         self.plugins
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(entry.plugin.name().to_string(), entry);
+            .insert(name, entry);
+        Ok(())
+    }
+
+    /// A plugin from a directory may not take a built-in's name unless the operator says so:
+    /// `wait`, `script` and the rest are what workflows and approvals rely on.
+    fn check_may_take(&self, name: &str, origin: &Origin) -> Result<(), String> {
+        let builtin = self.origin(name) == Some(Origin::Builtin);
+        if builtin && *origin != Origin::Builtin && !self.sandbox.may_replace_builtin(name) {
+            return Err(format!(
+                "plugin `{name}` would replace the built-in `{name}`; the operator allows that \
+                 with `[plugins.{name}] replace_builtin = true` in the config file"
+            ));
+        }
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
@@ -179,19 +196,35 @@ impl Registry {
                 "plugin name `{name}` does not name a directory of its own"
             ));
         }
+        self.check_may_take(&name, &Origin::Directory(dest.clone()))?;
         let staging = plugins.join(format!(".{name}.installing"));
         let io = |e: std::io::Error| format!("cannot install {name}: {e}");
         let _ = std::fs::remove_dir_all(&staging);
         let component = Path::new(&plugin.manifest.component);
-        std::fs::create_dir_all(staging.join(component.parent().unwrap_or(Path::new(""))))
-            .map_err(io)?;
-        std::fs::copy(dir.join("plugin.toml"), staging.join("plugin.toml")).map_err(io)?;
-        std::fs::copy(dir.join(component), staging.join(component)).map_err(io)?;
-        // Swap in whole, so a reader sees the old plugin or the new one, never half of each.
+        let component_dir = staging.join(component.parent().unwrap_or(Path::new("")));
+        std::fs::create_dir_all(&component_dir).map_err(io)?;
+        copy_synced(&dir.join("plugin.toml"), &staging.join("plugin.toml")).map_err(io)?;
+        copy_synced(&dir.join(component), &staging.join(component)).map_err(io)?;
+        sync_dir(&component_dir).map_err(io)?;
+        sync_dir(&staging).map_err(io)?;
+        // Swap in whole, so a reader sees the old plugin or the new one, never half of each,
+        // and make the rename itself durable before saying it is installed.
         let _ = std::fs::remove_dir_all(&dest);
         std::fs::rename(&staging, &dest).map_err(io)?;
+        sync_dir(&plugins).map_err(io)?;
         self.load_plugin(&dest)?;
         self.get(&name)
             .ok_or_else(|| format!("plugin `{name}` vanished while it was installed"))
     }
+}
+
+/// Copies a file and flushes the copy to disk.
+fn copy_synced(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::copy(from, to)?;
+    std::fs::File::open(to)?.sync_all()
+}
+
+/// Flushes a directory's entries to disk.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }

@@ -197,6 +197,9 @@ macro_rules! capabilities {
             /// Lower limits than `plugin.toml` asks for.
             #[serde(flatten)]
             pub limits: OperatorLimits,
+            /// An installed plugin of this name may take the place of the built-in one.
+            #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+            pub replace_builtin: bool,
         }
 
         #[derive(Deserialize)]
@@ -204,6 +207,8 @@ macro_rules! capabilities {
             $(#[serde(flatten)] $field: $operator,)*
             #[serde(flatten)]
             limits: OperatorLimits,
+            #[serde(default)]
+            replace_builtin: bool,
             #[serde(flatten)]
             unknown: BTreeMap<String, toml::Value>,
         }
@@ -212,7 +217,11 @@ macro_rules! capabilities {
             type Error = String;
             fn try_from(table: OperatorTable) -> Result<OperatorGrant, String> {
                 refuse_unknown(&table.unknown, "the plugin's operator section", &operator_keys())?;
-                Ok(OperatorGrant { $($field: table.$field,)* limits: table.limits })
+                Ok(OperatorGrant {
+                    $($field: table.$field,)*
+                    limits: table.limits,
+                    replace_builtin: table.replace_builtin,
+                })
             }
         }
 
@@ -252,7 +261,7 @@ macro_rules! capabilities {
 
         /// Every key of an operator section: the capabilities', then the limits'.
         fn operator_keys() -> Vec<&'static str> {
-            [$(<$cap as HostCapability>::OPERATOR_KEYS,)* LIMIT_KEYS].concat()
+            [$(<$cap as HostCapability>::OPERATOR_KEYS,)* LIMIT_KEYS, &["replace_builtin"]].concat()
         }
 
         /// Every capability's state for one call.
