@@ -79,6 +79,11 @@ impl Sandbox {
         })
     }
 
+    /// The host-wide settings in force.
+    pub fn settings(&self) -> SandboxSettings {
+        self.settings
+    }
+
     /// Whether the operator lets an installed plugin named `name` take a built-in's place
     /// (`[plugins.NAME] replace_builtin = true`).
     pub fn may_replace_builtin(&self, name: &str) -> bool {

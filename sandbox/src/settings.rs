@@ -57,6 +57,21 @@ impl ProgramUser {
     }
 }
 
+impl ProgramUser {
+    /// Who programs run as on this host, in words, for `plugins inspect`.
+    pub fn describe(self) -> String {
+        // SAFETY: geteuid has no failure mode.
+        let root = unsafe { libc::geteuid() } == 0;
+        match self.switch_to(root) {
+            Some((uid, gid)) => format!("as uid {uid}, gid {gid} ([sandbox] program_user)"),
+            None if root => {
+                "as root with only file capabilities ([sandbox] program_user = \"root\")".into()
+            }
+            None => "as the daemon's user".into(),
+        }
+    }
+}
+
 impl TryFrom<String> for ProgramUser {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {

@@ -10,7 +10,7 @@ fn hello_world() -> String {
 }
 
 /// Puts a workflow draft into the daemon (the project must exist) and publishes it.
-fn publish(d: &Daemon, project: &str, code: &str, yaml: &str) {
+pub(crate) fn publish(d: &Daemon, project: &str, code: &str, yaml: &str) {
     let path = format!("/api/v1/projects/{project}/workflows/{code}");
     let (status, body) = d.call(Some(JANE), "PUT", &path, Some(json!({"yaml": yaml})));
     assert_eq!(status, 200, "{body:#}");
@@ -18,7 +18,7 @@ fn publish(d: &Daemon, project: &str, code: &str, yaml: &str) {
     assert_eq!(status, 200, "{body:#}");
 }
 
-fn start(d: &Daemon, workflow: &str, overrides: Value) -> String {
+pub(crate) fn start(d: &Daemon, workflow: &str, overrides: Value) -> String {
     let (status, run) = d.post(
         JANE,
         "/api/v1/runs",
@@ -31,7 +31,7 @@ fn start(d: &Daemon, workflow: &str, overrides: Value) -> String {
 
 /// A daemon with the hello_world example applied. The daemon is declared second, so it is
 /// stopped before its sandbox is removed.
-fn daemon_with_hello_world() -> (Sandbox, Daemon) {
+pub(crate) fn daemon_with_hello_world() -> (Sandbox, Daemon) {
     let sb = Sandbox::new();
     let d = Daemon::start(sb.dir.path());
     apply_hello_world(&d);

@@ -5,6 +5,7 @@ mod support;
 
 mod daemon;
 mod daemon_support;
+mod escapes;
 mod execution;
 mod failures;
 mod openapi;

@@ -235,8 +235,12 @@ pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<
             let exec = &plugin.grants().exec;
             if !exec.programs.is_empty() {
                 println!(
-                    "programs:     {}",
-                    wasmops_sandbox::confinement_support().detail
+                    "confinement:  {}",
+                    wasmops_sandbox::confinement_support().summary()
+                );
+                println!(
+                    "programs run: {}",
+                    registry.sandbox().settings().program_user.describe()
                 );
             }
             if !exec.missing_programs.is_empty() {
@@ -259,7 +263,11 @@ fn plugin_json(registry: &Registry, p: &wasmops_sandbox::Plugin) -> Value {
         .into();
     json["description"] = p.manifest.description.clone().into();
     json["limits"] = serde_json::json!(p.manifest.limits);
-    json["confinement"] = wasmops_sandbox::confinement_support().detail.clone().into();
+    let support = wasmops_sandbox::confinement_support();
+    json["confinement"] = serde_json::json!({
+        "summary": support.summary(),
+        "features": support,
+    });
     json
 }
 

@@ -56,12 +56,14 @@ pub async fn up(opts: UpOptions) -> Result<()> {
     if support.complete() {
         tracing::info!(
             "programs started by plugins are confined: {}",
-            support.detail
+            support.summary()
         );
     } else {
         eprintln!(
-            "warning: programs started by plugins cannot be fully confined here ({}); [sandbox] unconfined = {:?}",
-            support.detail, config.sandbox.unconfined
+            "warning: programs started by plugins cannot be fully confined here: {}; \
+             [sandbox] unconfined = {:?}",
+            support.summary(),
+            config.sandbox.unconfined
         );
     }
     let engine = Engine::new(EngineParts {

@@ -58,6 +58,17 @@ impl Feature {
 }
 
 impl ConfinementSupport {
+    /// One line for operators: `complete (…)` or `missing: …`, then the probe's detail.
+    pub fn summary(&self) -> String {
+        let missing = self.missing(false);
+        if missing.is_empty() {
+            format!("complete ({})", self.detail)
+        } else {
+            let names: Vec<&str> = missing.iter().map(|f| f.describe()).collect();
+            format!("missing: {} ({})", names.join(", "), self.detail)
+        }
+    }
+
     /// Every feature works: programs can be fully confined.
     pub fn complete(&self) -> bool {
         self.missing(false).is_empty()

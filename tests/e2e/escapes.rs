@@ -1,0 +1,110 @@
+//! Programs that try to get out from under the daemon: leaving their process group, signalling
+//! the daemon, outliving their step or a cancel. Each is tried against one running daemon,
+//! which must go on serving runs afterwards.
+
+use crate::daemon::{daemon_with_hello_world, publish, start};
+use crate::daemon_support::Daemon;
+use crate::support::step;
+use std::time::{Duration, Instant};
+
+/// Pids of the host's processes whose command line is exactly `sleep SECONDS`.
+fn sleepers(seconds: u32) -> Vec<String> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &format!("^sleep {seconds}$")])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The script of a step that starts a survivor of every kind it can, then tries to kill the
+/// daemon and its own namespace's init.
+fn escape_script(seconds: u32, then: &str) -> String {
+    format!(
+        "setsid sleep {seconds} > /dev/null 2>&1 < /dev/null & \
+         (setsid bash -c 'sleep {seconds} & disown' > /dev/null 2>&1 &) ; \
+         nohup sleep {seconds} > /dev/null 2>&1 & \
+         kill -9 $PPID 2>/dev/null && echo killed-parent; kill -9 1 2>/dev/null && echo killed-init; \
+         {then}"
+    )
+}
+
+fn still_serves(d: &Daemon) {
+    publish(
+        d,
+        "hello_world",
+        "after",
+        "steps:\n  - name: Echo\n    uses: script\n    with: { run: \"echo still here\" }\n",
+    );
+    let id = start(
+        d,
+        "/projects/hello_world/workflows/after",
+        serde_json::json!({}),
+    );
+    let run = d.wait_status(&id, "succeeded");
+    assert_eq!(step(&run, "1")["summary"], "still here");
+}
+
+#[test]
+fn programs_do_not_outlive_their_step_or_a_cancel_and_cannot_touch_the_daemon() {
+    let (_sb, d) = daemon_with_hello_world();
+    // Distinct durations make this test's sleepers findable among the host's processes.
+    let seconds = 7000 + (std::process::id() % 1000);
+    let yaml = |then: &str| {
+        format!(
+            "steps:\n  - name: Escape\n    uses: script\n    with:\n      run: {:?}\n",
+            escape_script(seconds, then)
+        )
+    };
+
+    publish(&d, "hello_world", "escape", &yaml("echo finished"));
+    let id = start(
+        &d,
+        "/projects/hello_world/workflows/escape",
+        serde_json::json!({}),
+    );
+    let run = d.wait_status(&id, "succeeded");
+    assert_eq!(step(&run, "1")["summary"], "finished", "{run:#}");
+    wait_until("the step's survivors are gone", || {
+        sleepers(seconds).is_empty()
+    });
+    let logs = d.cli(&["runs", "logs", &id]);
+    assert!(
+        !logs.stdout.contains("killed-parent") && !logs.stdout.contains("killed-init"),
+        "{}",
+        logs.stdout
+    );
+
+    // The same, cancelled while the step still runs.
+    publish(&d, "hello_world", "escape-slow", &yaml("sleep 120"));
+    let id = start(
+        &d,
+        "/projects/hello_world/workflows/escape-slow",
+        serde_json::json!({}),
+    );
+    wait_until("the survivors have started", || {
+        sleepers(seconds).len() >= 3
+    });
+    let cancelled = d.cli(&["runs", "cancel", &id]);
+    assert_eq!(cancelled.code, 0, "{}", cancelled.stderr);
+    d.wait_status(&id, "cancelled");
+    wait_until("the cancelled step's survivors are gone", || {
+        sleepers(seconds).is_empty()
+    });
+
+    // The daemon that ran all of that still serves runs.
+    still_serves(&d);
+}
