@@ -2,7 +2,7 @@
 //! pre-instantiated component with its world's exports looked up.
 
 use crate::bindings::{notifier, step, trigger};
-use crate::capabilities::Grants;
+use crate::capabilities::{Grants, OperatorGrant};
 use crate::compile;
 use crate::error::LoadError;
 use crate::kind::PluginKind;
@@ -21,8 +21,51 @@ pub struct Plugin {
     pub digest: String,
     /// What the host allows it, decided at load; read-only afterwards.
     grants: Grants,
+    /// What the grants were decided from.
+    basis: GrantBasis,
     wasm: Arc<[u8]>,
     linked: OnceLock<Result<Arc<Linked>, LoadError>>,
+}
+
+/// Where a plugin comes from, which decides what it gets when the operator wrote nothing
+/// about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provenance {
+    /// Embedded in the binary: shipped, and reviewed, with the host.
+    BuiltIn,
+    /// Installed into the data directory or loaded from `--plugins`.
+    Added,
+}
+
+/// What a plugin's grants were decided from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantBasis {
+    /// The operator's `[plugins.NAME]` section narrowed its request.
+    OperatorSection,
+    /// A built-in without an operator section: its request stands.
+    BuiltInRequest,
+    /// An added plugin without an operator section: the defaults (log and workspace only).
+    Defaults,
+}
+
+impl GrantBasis {
+    /// One line for `plugins inspect`.
+    pub fn describe(self, name: &str) -> String {
+        match self {
+            GrantBasis::OperatorSection => {
+                format!("[plugins.{name}] in the config narrows what it requests")
+            }
+            GrantBasis::BuiltInRequest => {
+                format!("built-in request (no [plugins.{name}] section narrows it)")
+            }
+            GrantBasis::Defaults => format!(
+                "defaults: log and workspace only, no programs, hosts, secrets, variables or \
+                 directories, default limits; write a [plugins.{name}] section (even an empty \
+                 one) to grant what it requests"
+            ),
+        }
+    }
 }
 
 /// A compiled, linked plugin, ready to instantiate.
@@ -63,6 +106,11 @@ impl Plugin {
         &self.grants
     }
 
+    /// What its grants were decided from.
+    pub fn grant_basis(&self) -> GrantBasis {
+        self.basis
+    }
+
     /// What the API and `plugins list --output json` show of a plugin.
     pub fn summary(&self) -> serde_json::Value {
         serde_json::json!({
@@ -73,24 +121,27 @@ impl Plugin {
             "digest": format!("sha256:{}", self.digest),
             "requested": self.manifest.capabilities,
             "grants": self.grants,
+            "grant_basis": self.basis,
         })
     }
 }
 
 impl Sandbox {
     /// Loads a plugin: decides its grants (its request narrowed by the operator's section for
-    /// its name). Compiling waits for first use or [`Sandbox::pre_instantiate`].
+    /// its name; without one, a built-in's request stands and an added plugin gets the
+    /// defaults). Compiling waits for first use or [`Sandbox::pre_instantiate`].
     pub fn load(
         &self,
         manifest: Manifest,
         wasm: impl Into<Arc<[u8]>>,
+        provenance: Provenance,
     ) -> Result<Plugin, LoadError> {
         let wasm = wasm.into();
-        let operator = self
-            .operator
-            .get(&manifest.name)
-            .cloned()
-            .unwrap_or_default();
+        let (operator, basis) = match (self.operator.get(&manifest.name), provenance) {
+            (Some(section), _) => (section.clone(), GrantBasis::OperatorSection),
+            (None, Provenance::BuiltIn) => (OperatorGrant::default(), GrantBasis::BuiltInRequest),
+            (None, Provenance::Added) => (OperatorGrant::defaults(), GrantBasis::Defaults),
+        };
         let grants = Grants::decide(&manifest.capabilities, &manifest.limits, &operator).map_err(
             |error| LoadError::Grant {
                 plugin: manifest.name.clone(),
@@ -101,6 +152,7 @@ impl Sandbox {
             digest: hex::encode(Sha256::digest(&wasm)),
             manifest,
             grants,
+            basis,
             wasm,
             linked: OnceLock::new(),
         })

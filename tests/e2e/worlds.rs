@@ -15,9 +15,13 @@ use wasmops_sandbox::{
 };
 
 /// A sandbox with the test plugins loaded, the operator's `[plugins.NAME]` sections and
-/// secrets as given.
+/// secrets as given. Every test plugin the sections leave out gets an empty section, which
+/// grants what it requests: these tests are about what a consenting operator's grants allow.
 fn host(operator: &str, secrets: &[(&str, &str)]) -> Registry {
-    let operator: BTreeMap<String, OperatorGrant> = toml::from_str(operator).unwrap();
+    let mut operator: BTreeMap<String, OperatorGrant> = toml::from_str(operator).unwrap();
+    for name in ["header-trigger", "recording-notifier", "echo", "hostile"] {
+        operator.entry(name.to_string()).or_default();
+    }
     let secrets = Secrets::from_values(
         secrets
             .iter()
@@ -340,7 +344,29 @@ fn trigger_and_notifier_plugins_install_and_are_not_steps() {
     let info = inspect.json();
     assert_eq!(info["kind"], "trigger");
     assert_eq!(info["world"], "wasmops:plugin/trigger-plugin@0.1.0");
-    assert_eq!(info["grants"]["secrets"], json!(["trigger_*"]));
+    // No section in the config: it asked for secrets, and gets the defaults until the operator
+    // writes one.
+    assert_eq!(info["requested"]["secrets"], json!(["trigger_*"]));
+    assert_eq!(info["grants"]["secrets"], json!([]));
+    assert_eq!(info["grant_basis"], "defaults");
+    let text = sb.wasmops(&["plugins", "inspect", "header-trigger"]);
+    assert!(
+        text.stdout.contains("defaults: log and workspace only"),
+        "{}",
+        text.stdout
+    );
+    let config = sb.write("wasmops.toml", "[plugins.header-trigger]\n");
+    let inspect = sb.wasmops(&[
+        "plugins",
+        "inspect",
+        "header-trigger",
+        "--output",
+        "json",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(inspect.json()["grants"]["secrets"], json!(["trigger_*"]));
+    assert_eq!(inspect.json()["grant_basis"], "operator_section");
     let list = sb.wasmops(&["plugins", "list"]);
     assert!(
         list.stdout

@@ -201,6 +201,10 @@ pub fn plugins_install(dir: &Path, local: &LocalOpts) -> Result<ExitCode> {
         plugin.digest,
         local.data.join("plugins").join(plugin.name()).display()
     );
+    println!(
+        "granted by: {}",
+        plugin.grant_basis().describe(plugin.name())
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -231,6 +235,10 @@ pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<
             println!("description:  {}", m.description);
             println!("requested:    {}", serde_json::to_string(&m.capabilities)?);
             println!("limits:       {}", serde_json::to_string(&m.limits)?);
+            println!(
+                "granted by:   {}",
+                plugin.grant_basis().describe(plugin.name())
+            );
             println!("in force:     {}", serde_json::to_string(&plugin.grants())?);
             let exec = &plugin.grants().exec;
             if !exec.programs.is_empty() {

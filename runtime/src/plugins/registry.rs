@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use wasmops_sandbox::{Manifest, Plugin, PluginKind, Sandbox};
+use wasmops_sandbox::{Manifest, Plugin, PluginKind, Provenance, Sandbox};
 
 include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 
@@ -47,7 +47,7 @@ impl Registry {
                 Manifest::parse(toml).map_err(|e| format!("built-in plugin.toml: {e}"))?;
             let plugin = registry
                 .sandbox
-                .load(manifest, *wasm)
+                .load(manifest, *wasm, Provenance::BuiltIn)
                 .map_err(|e| e.to_string())?;
             registry.insert(plugin, Origin::Builtin)?;
         }
@@ -122,7 +122,9 @@ impl Registry {
         }
         let wasm = std::fs::read(&component_path)
             .map_err(|e| format!("{}: {e}", component_path.display()))?;
-        self.sandbox.load(manifest, wasm).map_err(|e| e.to_string())
+        self.sandbox
+            .load(manifest, wasm, Provenance::Added)
+            .map_err(|e| e.to_string())
     }
 
     fn insert(&self, plugin: Plugin, origin: Origin) -> Result<(), String> {

@@ -114,6 +114,27 @@ impl LimitGrant {
     }
 }
 
+impl OperatorGrant {
+    /// What an added plugin gets when the operator wrote no section for it: every list empty,
+    /// no network for its programs, no private hosts, and no limit above the defaults. Its log
+    /// and the workspace (which the host gives every step) stay as requested.
+    pub fn defaults() -> OperatorGrant {
+        let mut grant: OperatorGrant =
+            toml::from_str("exec = []\nnetwork = false\nhttp = []\nsecrets = []\nenv = []\n")
+                .expect("the default operator section parses");
+        let limits = LimitGrant::default();
+        grant.limits = OperatorLimits {
+            memory: Some(limits.memory.to_string()),
+            timeout: Some(limits.timeout.as_secs().to_string()),
+            processes: Some(limits.processes),
+            program_memory: Some(limits.program_memory.to_string()),
+            program_cpu: Some(limits.program_cpu.as_secs().to_string()),
+            workspace_size: Some(limits.workspace_size.to_string()),
+        };
+        grant
+    }
+}
+
 /// The keys of `[limits]` an operator section may lower.
 const LIMIT_KEYS: &[&str] = &[
     "memory",
