@@ -1,7 +1,7 @@
 //! The `secrets` capability: the operator's secret values a plugin may read, by name
 //! (`secrets = ["aws_*", "slack_webhook"]`).
 
-use super::phases::{CallData, HostCapability, Prepare, narrow};
+use super::phases::{CallData, HostCapability, Prepare};
 use crate::bindings::secrets::Host;
 use crate::error::{Capability, Denial, Denials, GrantError};
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,26 @@ pub struct SecretsGrant {
     pub secrets: Vec<String>,
 }
 
+impl SecretsGrant {
+    /// Whether the secret `name` is granted (exactly, or by a `prefix*` pattern).
+    pub fn allows(&self, name: &str) -> bool {
+        crate::secrets::is_granted(&self.secrets, name)
+    }
+}
+
+/// The names both patterns match, as one pattern: `aws_*` and `aws_key` → `aws_key`, `*` and
+/// `deploy_*` → `deploy_*`, `a_*` and `b_*` → none.
+fn intersect(a: &str, b: &str) -> Option<String> {
+    match (a.strip_suffix('*'), b.strip_suffix('*')) {
+        (Some(pa), Some(pb)) if pa.starts_with(pb) => Some(a.to_string()),
+        (Some(pa), Some(pb)) if pb.starts_with(pa) => Some(b.to_string()),
+        (Some(pa), None) if b.starts_with(pa) => Some(b.to_string()),
+        (None, Some(pb)) if a.starts_with(pb) => Some(a.to_string()),
+        (None, None) if a == b => Some(a.to_string()),
+        _ => None,
+    }
+}
+
 /// The values one call may read.
 pub(crate) struct SecretsState {
     plugin: String,
@@ -61,9 +81,25 @@ impl HostCapability for SecretsCapability {
         request: &SecretsRequest,
         operator: &SecretsOperator,
     ) -> Result<SecretsGrant, GrantError> {
-        Ok(SecretsGrant {
-            secrets: narrow(&request.secrets, operator.secrets.as_ref()),
-        })
+        // Narrowing is by name, not by how the patterns are spelt: a plugin that requests
+        // `*` can be narrowed to `deploy_*` or to `deploy_key`, never widened.
+        let secrets = match &operator.secrets {
+            None => request.secrets.clone(),
+            Some(allowed) => {
+                let mut kept: Vec<String> = Vec::new();
+                for r in &request.secrets {
+                    for a in allowed {
+                        if let Some(both) = intersect(r, a)
+                            && !kept.contains(&both)
+                        {
+                            kept.push(both);
+                        }
+                    }
+                }
+                kept
+            }
+        };
+        Ok(SecretsGrant { secrets })
     }
 
     fn prepare(grant: &SecretsGrant, cx: &mut Prepare<'_>) -> Result<SecretsState, String> {
@@ -88,5 +124,43 @@ impl Host for SecretsState {
             ),
         );
         Err(self.denials.refuse(denial))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(request: &[&str], operator: Option<&[&str]>) -> Vec<String> {
+        let request = SecretsRequest {
+            secrets: request.iter().map(ToString::to_string).collect(),
+        };
+        let operator = SecretsOperator {
+            secrets: operator.map(|o| o.iter().map(ToString::to_string).collect()),
+        };
+        SecretsCapability::grant(&request, &operator)
+            .unwrap()
+            .secrets
+    }
+
+    #[test]
+    fn the_operator_narrows_by_name_never_widens() {
+        assert_eq!(grant(&["*"], None), ["*"]);
+        assert_eq!(
+            grant(&["*"], Some(&["deploy_*", "slack"])),
+            ["deploy_*", "slack"]
+        );
+        assert_eq!(
+            grant(&["aws_*", "slack"], Some(&["aws_key", "github"])),
+            ["aws_key"]
+        );
+        assert_eq!(grant(&["aws_key"], Some(&["aws_*"])), ["aws_key"]);
+        assert_eq!(grant(&["aws_prod_*"], Some(&["aws_*"])), ["aws_prod_*"]);
+        assert!(grant(&["aws_*"], Some(&["gcp_*", "*_key"])).is_empty());
+        assert!(grant(&[], Some(&["*"])).is_empty());
+        let allowed = SecretsGrant {
+            secrets: vec!["aws_*".into()],
+        };
+        assert!(allowed.allows("aws_key") && !allowed.allows("slack"));
     }
 }
