@@ -8,6 +8,7 @@ use crate::workflow::{Step, StepKind, Workflow, template};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use wasmops_sandbox::PluginKind;
+use wasmops_sandbox::capabilities::secrets::SecretsGrant;
 
 pub fn check_references(
     workflow: &Workflow,
@@ -33,38 +34,35 @@ pub fn check_references(
         steps: names.iter().map(String::as_str).collect(),
         registry,
     };
+    let mut checked_actions = BTreeSet::new();
     workflow.walk(&mut |step| {
-        let mut templates: Vec<(String, &str, bool)> = Vec::new();
-        if let Some(name) = &step.name {
-            templates.push(("name".into(), name, false));
-        }
-        if let Some(when) = &step.when {
-            templates.push(("when".into(), when, true));
-        }
         match &step.kind {
-            StepKind::Plugin { uses, with } => {
+            StepKind::Plugin { uses, .. } => {
                 check_plugin(workflow, step, uses, &installed, &mut errors);
-                collect_strings(with, "with", &mut |path, s| {
-                    templates.push((path, s, false));
-                });
             }
-            StepKind::Condition { condition, .. } => {
-                templates.push(("if".into(), condition, true));
+            StepKind::Condition { .. } => {
                 check_plugin(workflow, step, "condition", &installed, &mut errors);
             }
             StepKind::Change {
                 targets, action, ..
             } => {
-                for target in targets {
-                    if template::is_template(target) {
-                        templates.push(("target".into(), target, false));
-                        continue;
-                    }
+                for target in targets.iter().filter(|t| !template::is_template(t)) {
                     match projects.resolve(target, action) {
                         Ok(resolved) => {
                             for action_step in &resolved.steps {
                                 if let StepKind::Plugin { uses, .. } = &action_step.kind {
                                     check_plugin(workflow, step, uses, &installed, &mut errors);
+                                }
+                            }
+                            // Each template action once, however many targets use it.
+                            let key = (action_step_key(&resolved.steps), action.clone());
+                            if checked_actions.insert(key) {
+                                for action_step in &resolved.steps {
+                                    walk_step(action_step, &mut |s| {
+                                        for t in templates_of(s) {
+                                            check_secrets(s, &t, registry, &mut errors);
+                                        }
+                                    });
                                 }
                             }
                         }
@@ -74,22 +72,23 @@ pub fn check_references(
             }
             _ => {}
         }
-        for (field, text, is_expression) in templates {
-            let checked = if is_expression {
-                template::check_expression(text)
+        for t in templates_of(step) {
+            let checked = if t.is_expression {
+                template::check_expression(t.text)
             } else {
-                template::check_template(text)
+                template::check_template(t.text)
             };
             if let Err(e) = checked {
-                errors.push(diag(
-                    workflow,
+                errors.push(at_field(
                     step,
-                    format!("invalid template in `{field}`: {e}"),
+                    &t.field,
+                    format!("invalid template in `{}`: {e}", t.field),
                     None,
                 ));
                 continue;
             }
-            for var in template::variables(text, is_expression) {
+            check_secrets(step, &t, registry, &mut errors);
+            for var in template::variables(t.text, t.is_expression) {
                 let mut parts = var.split('.');
                 if parts.next() != Some("steps") {
                     continue;
@@ -98,10 +97,13 @@ pub fn check_references(
                 if !ids.contains(id) {
                     let hint = did_you_mean(id, ids.iter().map(String::as_str))
                         .map(|s| format!("did you mean `{s}`?"));
-                    errors.push(diag(
-                        workflow,
+                    errors.push(at_field(
                         step,
-                        format!("`{field}` refers to `steps.{id}`, but no step has `id: {id}`"),
+                        &t.field,
+                        format!(
+                            "`{}` refers to `steps.{id}`, but no step has `id: {id}`",
+                            t.field
+                        ),
                         hint,
                     ));
                 }
@@ -109,6 +111,171 @@ pub fn check_references(
         }
     });
     errors
+}
+
+/// One template string of a step: where it is below the step, and whether it is an
+/// expression (`when`, `if`) or a template.
+struct Template<'a> {
+    field: String,
+    text: &'a str,
+    is_expression: bool,
+    /// The plugin whose `with:` this is, the one place secrets may be read.
+    with_of: Option<&'a str>,
+}
+
+/// Every template string in a step's own keys (not its children's).
+fn templates_of(step: &Step) -> Vec<Template<'_>> {
+    let mut out = Vec::new();
+    let template = |field: String, text| Template {
+        field,
+        text,
+        is_expression: false,
+        with_of: None,
+    };
+    if let Some(name) = &step.name {
+        out.push(template("name".into(), name));
+    }
+    if let Some(when) = &step.when {
+        out.push(Template {
+            is_expression: true,
+            ..template("when".into(), when)
+        });
+    }
+    match &step.kind {
+        StepKind::Plugin { uses, with } => collect_strings(with, "with", &mut |field, text| {
+            out.push(Template {
+                with_of: Some(uses),
+                ..template(field, text)
+            });
+        }),
+        StepKind::Condition { condition, .. } => out.push(Template {
+            is_expression: true,
+            ..template("if".into(), condition)
+        }),
+        StepKind::Change {
+            targets, fan_out, ..
+        } => {
+            for (i, target) in targets.iter().enumerate() {
+                if template::is_template(target) {
+                    let field = if *fan_out {
+                        format!("targets[{i}]")
+                    } else {
+                        "target".into()
+                    };
+                    out.push(template(field, target));
+                }
+            }
+        }
+        StepKind::Workflow {
+            target,
+            property_overrides,
+            ..
+        } => {
+            if template::is_template(target) {
+                out.push(template("target".into(), target));
+            }
+            for (i, overrides) in property_overrides.iter().enumerate() {
+                for (key, value) in overrides {
+                    collect_strings(
+                        value,
+                        &format!("property_overrides[{i}].{key}"),
+                        &mut |field, text| out.push(template(field, text)),
+                    );
+                }
+            }
+        }
+        StepKind::Stage { .. } | StepKind::Wait { .. } => {}
+    }
+    out
+}
+
+/// Secrets may be read only as `secrets.NAME` in the `with:` of a plugin step whose plugin is
+/// granted NAME; anywhere else (names, `when`, targets, overrides) a template would put them
+/// where no grant decides who sees them.
+fn check_secrets(step: &Step, t: &Template<'_>, registry: &Registry, errors: &mut Vec<Diagnostic>) {
+    for read in template::secret_reads(t.text, t.is_expression) {
+        let field = &t.field;
+        let problem = match (read, t.with_of) {
+            (None, _) => Some((
+                format!("`{field}` reads `secrets` as a whole"),
+                "read one secret by name, `secrets.NAME`, in the `with:` of a plugin step whose plugin is granted it".to_string(),
+            )),
+            (Some(name), None) => Some((
+                format!(
+                    "`{field}` reads `secrets.{name}`; secrets may only be read in the `with:` of a plugin step whose plugin is granted them"
+                ),
+                format!(
+                    "pass it in the `with:` of the step that needs it (e.g. `env: {{ TOKEN: \"{{{{ secrets.{name} }}}}\" }}` of a `script` step), or have the plugin read it through the secrets capability"
+                ),
+            )),
+            (Some(name), Some(uses)) => registry.get(uses).and_then(|plugin| {
+                let granted = &plugin.grants().secrets;
+                if granted.allows(&name) {
+                    return None;
+                }
+                let requested = SecretsGrant {
+                    secrets: plugin.manifest.capabilities.secrets.secrets.clone(),
+                };
+                let hint = if requested.allows(&name) {
+                    format!(
+                        "the config's `[plugins.{uses}] secrets` leaves it out; add `{name}` there to grant it"
+                    )
+                } else {
+                    format!(
+                        "plugin `{uses}` does not request it (its plugin.toml asks for {}), and the config can only narrow a request: use a plugin whose `[capabilities] secrets` covers `{name}` and grant it in `[plugins.NAME] secrets`, or have the plugin read it through the secrets capability",
+                        if requested.secrets.is_empty() {
+                            "no secrets".to_string()
+                        } else {
+                            requested.secrets.join(", ")
+                        }
+                    )
+                };
+                Some((
+                    format!(
+                        "`{field}` reads `secrets.{name}`, which plugin `{uses}` is not granted"
+                    ),
+                    hint,
+                ))
+            }),
+        };
+        if let Some((message, hint)) = problem {
+            errors.push(at_field(step, field, message, Some(hint)));
+        }
+    }
+}
+
+/// A step and every step below it.
+fn walk_step(step: &Step, visit: &mut dyn FnMut(&Step)) {
+    visit(step);
+    match &step.kind {
+        StepKind::Stage { children, .. } => children.iter().for_each(|c| walk_step(c, visit)),
+        StepKind::Condition {
+            then, otherwise, ..
+        } => then
+            .iter()
+            .chain(otherwise)
+            .for_each(|c| walk_step(c, visit)),
+        _ => {}
+    }
+}
+
+/// Tells template actions apart: where their steps are written.
+fn action_step_key(steps: &[Step]) -> String {
+    steps
+        .first()
+        .map(|s| format!("{}:{}", s.file, s.yaml_path))
+        .unwrap_or_default()
+}
+
+/// A problem in one template of a step, at its own line and column.
+fn at_field(step: &Step, field: &str, message: String, hint: Option<String>) -> Diagnostic {
+    Diagnostic {
+        file: step.file.clone(),
+        location: step.location_of(field),
+        yaml_path: format!("{}.{field}", step.yaml_path),
+        message,
+        hint,
+    }
 }
 
 fn check_plugin(

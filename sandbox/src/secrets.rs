@@ -229,11 +229,6 @@ impl Secrets {
         }
     }
 
-    /// Every secret, for `{{ secrets.NAME }}` in templates.
-    pub fn as_json(&self) -> serde_json::Value {
-        serde_json::to_value(&*self.values).unwrap_or_default()
-    }
-
     /// The secrets `grant` allows, name → value, for `{{ secrets.NAME }}` in the `with:` of a
     /// step whose plugin has that grant; no other template sees any secret.
     pub fn granted_json(&self, grant: &SecretsGrant) -> serde_json::Value {

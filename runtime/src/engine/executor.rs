@@ -49,7 +49,9 @@ pub(super) async fn execute(
         serde_json::to_value(&spec.trigger.inputs)?,
     );
     base.insert("steps".into(), json!({}));
-    base.insert("secrets".into(), engine.sandbox.secrets().as_json());
+    // No template sees `secrets` but a plugin step's `with:`, and there only what its plugin is
+    // granted (see `run_action`); not even a property of that name stands in for them.
+    base.remove("secrets");
 
     let planner = Planner {
         projects: &engine.projects(),
@@ -371,7 +373,18 @@ async fn run_action(
             }
         }
         Action::Plugin { uses, with } => {
-            let config = render_config(with, &ctx.template_context(&node.scope))?;
+            let mut context = ctx.template_context(&node.scope);
+            if let (Value::Object(map), Some(plugin)) =
+                (&mut context, ctx.engine.registry.get(uses))
+            {
+                let granted = ctx
+                    .engine
+                    .sandbox
+                    .secrets()
+                    .granted_json(&plugin.grants().secrets);
+                map.insert("secrets".into(), granted);
+            }
+            let config = render_config(with, &context)?;
             ctx.call_to_completion(node, uses, config, attempt, timeout)
                 .await
         }

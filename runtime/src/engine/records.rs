@@ -18,7 +18,8 @@ pub(super) struct RunCtx {
     pub workflow: String,
     pub workspace: std::path::PathBuf,
     pub source_dir: Option<std::path::PathBuf>,
-    /// Top-level template variables: workflow properties and overrides, `run`, `trigger`, `secrets`.
+    /// Top-level template variables: workflow properties and overrides, `run`, `trigger`; never
+    /// `secrets`, which only a plugin step's `with:` gets.
     pub base: Map<String, Value>,
     pub redactor: Redactor,
     pub state: Mutex<RunState>,

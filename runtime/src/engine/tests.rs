@@ -297,3 +297,80 @@ async fn embedded_engines_refuse_steps_that_need_the_daemon() {
         "{run:#?}"
     );
 }
+
+/// A workflow that never went through validation still cannot read a secret its step's plugin
+/// is not granted, nor any secret outside a plugin step's `with:`.
+#[tokio::test]
+async fn templates_see_only_the_secrets_granted_to_their_step_s_plugin() {
+    let secrets = wasmops_sandbox::Secrets::from_values(
+        [
+            ("token".to_string(), "tok-granted-5150".to_string()),
+            ("other".to_string(), "other-not-granted-77".to_string()),
+        ]
+        .into(),
+    );
+    let operator = [(
+        "script".to_string(),
+        toml::from_str::<wasmops_sandbox::OperatorGrant>("secrets = [\"token\"]").unwrap(),
+    )]
+    .into();
+    let sandbox = wasmops_sandbox::Sandbox::new(wasmops_sandbox::SandboxOptions {
+        operator,
+        secrets,
+        ..Default::default()
+    })
+    .unwrap();
+    let stores = Stores::memory();
+    let workspaces = tempfile::tempdir().unwrap();
+    let engine = Engine::new(EngineParts {
+        registry: Arc::new(Registry::builtin(Arc::new(sandbox)).unwrap()),
+        runs: stores.runs.clone(),
+        projects: Projects::default(),
+        workspaces: workspaces.path().to_path_buf(),
+        mode: Mode::Embedded,
+    });
+    let run = |yaml: &'static str| engine.run_to_end(spec(yaml));
+
+    let granted = run(
+        "steps:\n  - uses: script\n    with: { run: \"echo got $T\", env: { T: \"{{ secrets.token }}\" } }\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(granted.status, RunStatus::Succeeded, "{granted:#?}");
+    assert_eq!(step(&granted, "1").summary.as_deref(), Some("got ***"));
+
+    let ungranted =
+        run("steps:\n  - uses: script\n    with: { run: \"echo {{ secrets.other }}\" }\n")
+            .await
+            .unwrap();
+    let error = step(&ungranted, "1").error.clone().unwrap();
+    assert!(
+        error.contains("secret `other` is not granted to this step's plugin"),
+        "{error}"
+    );
+    let noop = run("steps:\n  - uses: noop\n    with: { x: \"{{ secrets.token }}\" }\n")
+        .await
+        .unwrap();
+    assert_eq!(noop.status, RunStatus::Failed, "noop is granted no secret");
+
+    for (yaml, field) in [
+        (
+            "steps:\n  - name: \"{{ secrets.token }}\"\n    uses: noop\n",
+            "name",
+        ),
+        (
+            "steps:\n  - when: \"secrets.token != ''\"\n    uses: noop\n",
+            "when",
+        ),
+        (
+            "steps:\n  - if: \"secrets.token != ''\"\n    then: [{ uses: noop }]\n",
+            "if",
+        ),
+    ] {
+        let failed = run(yaml).await.unwrap();
+        assert_eq!(failed.status, RunStatus::Failed, "{field}: {failed:#?}");
+        let text = format!("{failed:?}");
+        assert!(text.contains("cannot be read here"), "{field}: {text}");
+        assert!(!text.contains("tok-granted-5150"), "{field}: {text}");
+    }
+}

@@ -9,6 +9,7 @@ pub use wasmops_sandbox::parse_duration;
 
 use crate::diagnostics::Location;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A parsed, structurally valid workflow.
@@ -39,6 +40,20 @@ pub struct Step {
     /// Where the step starts in its file, for run-time errors.
     pub location: Location,
     pub yaml_path: String,
+    /// The file the step was written in: the workflow's, or a project's for an asset template
+    /// action.
+    pub file: String,
+    /// Where each template string of the step's own keys is, by its path below the step
+    /// (`name`, `when`, `with.env.TOKEN`, `targets[1]`, `property_overrides[0].env`), so a
+    /// problem in one is reported at its line and column.
+    pub templates: BTreeMap<String, Location>,
+}
+
+impl Step {
+    /// Where the template at `field` (a path below the step) is, or where the step starts.
+    pub fn location_of(&self, field: &str) -> Location {
+        self.templates.get(field).copied().unwrap_or(self.location)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -24,6 +24,8 @@ const COMMON_KEYS: &[&str] = &[
     "retry",
     "continue_on_error",
 ];
+/// Step keys whose strings are templates or expressions.
+const TEMPLATE_KEYS: &[&str] = &["name", "target", "targets", "with", "property_overrides"];
 const STEP_TYPES: &[&str] = &["stage", "change", "plugin", "wait", "condition", "workflow"];
 
 /// Keys each step type accepts besides [`COMMON_KEYS`].
@@ -297,7 +299,17 @@ impl Parser<'_> {
             },
             location: yaml::location(node),
             yaml_path: path.to_string(),
+            file: self.file.to_string(),
+            templates: Default::default(),
         };
+        for (key, _, value) in &entries {
+            if matches!(key.as_str(), "when" | "if") {
+                // Expressions need no braces to be one.
+                step.templates.insert(key.clone(), yaml::location(value));
+            } else if TEMPLATE_KEYS.contains(&key.as_str()) {
+                template_locations(value, key, &mut step.templates);
+            }
+        }
         let run_as = |p: &mut Self, required: bool| -> RunAs {
             match get("run_as") {
                 Some(n) => p.run_as(n, &join(path, "run_as")),
@@ -813,6 +825,27 @@ impl Parser<'_> {
             );
         }
         approvers
+    }
+}
+
+/// Records where each template string under `node` is, by its path (`with.env.TOKEN`).
+fn template_locations(
+    node: &Node,
+    path: &str,
+    out: &mut std::collections::BTreeMap<String, crate::diagnostics::Location>,
+) {
+    if let Some(text) = yaml::as_str(node) {
+        if super::template::is_template(text) {
+            out.insert(path.to_string(), yaml::location(node));
+        }
+    } else if let Some(items) = yaml::as_seq(node) {
+        for (i, item) in items.iter().enumerate() {
+            template_locations(item, &format!("{path}[{i}]"), out);
+        }
+    } else if let Some(entries) = yaml::as_map(node) {
+        for (key, _, value) in entries {
+            template_locations(value, &join(path, &key), out);
+        }
     }
 }
 

@@ -53,6 +53,18 @@ pub fn variables(text: &str, is_expression: bool) -> Vec<String> {
     vars
 }
 
+/// What a template reads of `secrets`: `Some(NAME)` for each `secrets.NAME`, `None` when it
+/// reads `secrets` as a whole (`secrets[name]`, `secrets | tojson`, `{% set s = secrets %}`).
+pub fn secret_reads(text: &str, is_expression: bool) -> Vec<Option<String>> {
+    variables(text, is_expression)
+        .into_iter()
+        .filter_map(|var| {
+            let mut parts = var.splitn(3, '.');
+            (parts.next() == Some("secrets")).then(|| parts.next().map(str::to_string))
+        })
+        .collect()
+}
+
 pub fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
 }
@@ -109,6 +121,22 @@ pub fn is_truthy(value: &Value) -> bool {
 fn check_variables(text: &str, is_expression: bool, ctx: &Value) -> Result<(), String> {
     for var in variables(text, is_expression) {
         let first = var.split('.').next().unwrap_or_default();
+        if first == "secrets" {
+            // Only a plugin step's `with:` has `secrets`, holding what its plugin is granted.
+            match (ctx.get("secrets"), var.split('.').nth(1)) {
+                (None, _) => {
+                    return Err(format!(
+                        "`{var}` cannot be read here: secrets are only in the `with:` of a plugin step whose plugin is granted them"
+                    ));
+                }
+                (Some(granted), Some(name)) if granted.get(name).is_none() => {
+                    return Err(format!(
+                        "secret `{name}` is not granted to this step's plugin, or is not set"
+                    ));
+                }
+                _ => {}
+            }
+        }
         if ctx.get(first).is_none() && env().globals().any(|(name, _)| name == first) {
             continue; // `range`, `namespace`… are functions, not variables
         }
@@ -185,6 +213,27 @@ mod tests {
         let expr = strip_braces("{{ steps.plan.outputs.to_destroy | int > 0 }}");
         assert_eq!(evaluate(expr, &ctx).unwrap(), json!(true));
         assert_eq!(evaluate("1 + 1 == 3", &ctx).unwrap(), json!(false));
+    }
+
+    #[test]
+    fn secret_reads_are_found_by_name_or_whole() {
+        assert_eq!(
+            secret_reads(
+                "{{ secrets.a }} {{ properties.x }} {{ secrets.b.c }}",
+                false
+            ),
+            [Some("a".to_string()), Some("b".to_string())]
+        );
+        assert_eq!(secret_reads("{{ secrets['a'] }}", false), [None]);
+        assert_eq!(secret_reads("secrets.a == 'x'", true), [Some("a".into())]);
+        assert!(secret_reads("{% set secrets = 1 %}{{ secrets }}", false).is_empty());
+        let ctx = json!({"properties": {}});
+        let err = render("{{ secrets.a }}", &ctx).unwrap_err();
+        assert!(err.contains("cannot be read here"), "{err}");
+        let ctx = json!({"secrets": {"a": "1"}});
+        let err = render("{{ secrets.b }}", &ctx).unwrap_err();
+        assert!(err.contains("secret `b` is not granted"), "{err}");
+        assert_eq!(render("{{ secrets.a }}", &ctx).unwrap(), "1");
     }
 
     #[test]
