@@ -56,6 +56,11 @@ impl Redactor {
         }
     }
 
+    /// Whether it knows no secret (and so changes nothing).
+    pub fn is_empty(&self) -> bool {
+        self.matcher.is_none()
+    }
+
     /// `text` with every secret replaced.
     pub fn redact(&self, text: &str) -> String {
         let Some(matcher) = &self.matcher else {
@@ -152,19 +157,28 @@ fn add_forms(value: &str, needles: &mut BTreeSet<String>) {
             let mut bytes = vec![0u8; offset];
             bytes.extend_from_slice(source);
             let encoded = engine.encode(&bytes);
-            let start = if offset == 0 { 0 } else { 4 };
-            let end = bytes.len() / 3 * 4;
-            if end < start + MIN_B64_LEN {
+            let whole_groups = bytes.len() / 3 * 4;
+            // Characters of partial groups that still hold only bits of the secret: after 1
+            // filler byte the group's last two, after 2 its last one; at the end, one for each
+            // byte left over.
+            let first = [0, 2, 3][offset];
+            let last = whole_groups + bytes.len() % 3;
+            let aligned = if offset == 0 { 0 } else { 4 };
+            for (from, to) in [
+                (first, last.min(aligned + B64_WINDOW)),
+                (whole_groups.saturating_sub(B64_WINDOW).max(first), last),
+            ] {
+                if to >= from + MIN_B64_LEN {
+                    needles.insert(encoded[from..to].to_string());
+                }
+            }
+            if whole_groups < aligned + B64_WINDOW {
                 continue;
             }
-            let middle = &encoded[start..end];
-            if middle.len() <= B64_WINDOW {
-                needles.insert(middle.to_string());
-                continue;
-            }
-            // Wrapping cuts it at multiples of 4 (64 and 76 are), so pieces starting at every
-            // group catch each wrapped line; their overlapping matches merge into one span.
-            // `middle` is whole groups, so the last piece ends where it does.
+            // Wrapping cuts it at multiples of 4 (64 and 76 are), so pieces of whole groups
+            // starting at every group catch each wrapped line; their overlapping matches merge
+            // into one span.
+            let middle = &encoded[aligned..whole_groups];
             for at in (0..=middle.len() - B64_WINDOW).step_by(4) {
                 needles.insert(middle[at..at + B64_WINDOW].to_string());
             }
@@ -337,6 +351,10 @@ mod tests {
             let header = STANDARD.encode(format!("{user}:{password}"));
             // From the group holding the password's first byte: what encodes the user is no leak.
             let from = (user.len() + 1) / 3 * 4;
+            let redacted = r.redact(&format!("Authorization: Basic {header}"));
+            // On one line, only characters that mix in bits of the user or the padding stay.
+            let leak = longest_leak(&redacted, &header[from..]);
+            assert!(leak <= 3, "{leak} characters left in {redacted:?}");
             cases.push((
                 format!("Authorization: Basic {header}"),
                 header[from..].to_string(),
