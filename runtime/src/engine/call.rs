@@ -12,6 +12,9 @@ use wasmops_sandbox::{CallEnv, CallLog, Decision, StepOutcome, StepRequest, Wait
 const MAX_OUTPUTS_BYTES: usize = 1 << 20;
 /// One summary line, not a report.
 const MAX_SUMMARY_CHARS: usize = 500;
+/// Where plugins that offer `$WASMOPS_OUTPUT` put its files, below the workspace
+/// (`wasmops_sdk::output_file`).
+pub(super) const OUTPUTS_DIR: &str = ".wasmops/outputs";
 
 pub(super) enum PluginOutcome {
     Done(Done),
@@ -83,6 +86,13 @@ impl RunCtx {
                     .await
             }
         };
+        // The raw `$WASMOPS_OUTPUT` file of this attempt (the SDK's convention) holds what the
+        // program wrote, unredacted; what the plugin made of it is in its result.
+        let _ = std::fs::remove_file(
+            self.workspace
+                .join(OUTPUTS_DIR)
+                .join(format!("{}.{attempt}.env", node.path)),
+        );
         let lines = log.drain();
         if let Err(e) = engine
             .runs

@@ -219,11 +219,54 @@ async fn finish(
     run.duration_ms = total.or(Some(started.elapsed().as_millis() as u64));
     engine.runs.put(&run.id, Some(&run), &run.steps).await?;
     engine.publish_run(&run);
-    // Outputs and logs are in the store; the scratch space is not needed after the run.
+    // Outputs and logs are in the store; the scratch space is not needed after the run. A run
+    // that did not succeed keeps it for a retry, less what holds a secret.
     if run.status == RunStatus::Succeeded {
         let _ = std::fs::remove_dir_all(workspace);
+    } else {
+        let redactor = engine.sandbox.secrets().redactor().clone();
+        let workspace = workspace.to_path_buf();
+        let _ = tokio::task::spawn_blocking(move || scrub_workspace(&workspace, &redactor)).await;
     }
     Ok(())
+}
+
+/// Removes from a workspace what could hold a secret in clear: the raw `$WASMOPS_OUTPUT` files
+/// and the programs' temporary directory, then every other file in which the redactor finds a
+/// secret in any form it knows (read in chunks, symlinks not followed). A retry that needs such a
+/// file makes it again.
+fn scrub_workspace(workspace: &std::path::Path, redactor: &wasmops_sandbox::Redactor) {
+    let _ = std::fs::remove_dir_all(workspace.join(super::call::OUTPUTS_DIR));
+    let _ = std::fs::remove_dir_all(workspace.join(".tmp"));
+    if redactor.is_empty() {
+        return;
+    }
+    let mut dirs = vec![workspace.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => dirs.push(path),
+                Ok(kind) if kind.is_file() => {
+                    // A file that cannot be read cannot be shown clean either.
+                    let holds = std::fs::File::open(&path)
+                        .and_then(|f| redactor.found_in(std::io::BufReader::new(f)))
+                        .unwrap_or(true);
+                    if holds {
+                        tracing::warn!(
+                            file = %path.display(),
+                            "removed a file the failed run left in its workspace: it held a secret"
+                        );
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Runs children as a group; true when the group succeeded.
