@@ -15,6 +15,8 @@ pub struct Daemon {
     config: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// Where the daemon's own output goes, when a test reads it.
+    log: Option<PathBuf>,
 }
 
 /// A config with two users: jane (release-managers) and bob (developers).
@@ -36,6 +38,21 @@ pub fn write_config(dir: &Path) -> PathBuf {
 
 impl Daemon {
     pub fn start(dir: &Path) -> Daemon {
+        Daemon::start_with(dir, None)
+    }
+
+    /// A daemon whose config has `extra` appended (secrets, plugin grants) and whose own
+    /// output goes to `daemon.log` beside the data directory.
+    pub fn start_logged(dir: &Path, extra: &str) -> Daemon {
+        Daemon::start_with(dir, Some(extra))
+    }
+
+    fn start_with(dir: &Path, extra: Option<&str>) -> Daemon {
+        let config = write_config(dir);
+        if let Some(extra) = extra {
+            let text = std::fs::read_to_string(&config).unwrap();
+            std::fs::write(&config, format!("{text}\n{extra}")).unwrap();
+        }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -44,15 +61,25 @@ impl Daemon {
         let mut daemon = Daemon {
             url: format!("http://127.0.0.1:{port}"),
             data: dir.join("data"),
-            config: write_config(dir),
+            config,
             port,
             child: None,
+            log: extra.map(|_| dir.join("daemon.log")),
         };
         daemon.launch();
         daemon
     }
 
     fn launch(&mut self) {
+        let output = || match &self.log {
+            Some(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map(Stdio::from)
+                .unwrap(),
+            None => Stdio::null(),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_wasmops"))
             .args(["up", "--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--data")
@@ -60,8 +87,8 @@ impl Daemon {
             .arg("--config")
             .arg(&self.config)
             .env_remove("WASMOPS_SERVER")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(output())
+            .stderr(output())
             .spawn()
             .expect("start wasmops up");
         self.child = Some(child);

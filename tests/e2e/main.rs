@@ -14,5 +14,6 @@ mod projects;
 mod python_plugin;
 mod sandbox;
 mod scaffold;
+mod secrets;
 mod validation;
 mod worlds;
