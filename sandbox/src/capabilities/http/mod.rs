@@ -1,11 +1,13 @@
 //! The `http` capability: outbound `wasi:http` requests only to granted `scheme://host[:port]`
-//! entries, and never to private or loopback addresses unless the operator allows them.
+//! entries, and never to private or loopback addresses unless the operator allows them; the
+//! connection goes to the address that was checked ([`pinned`]).
+
+mod pinned;
 
 use super::phases::{CallData, HostCapability, Prepare, narrow};
 use crate::error::{Capability, Denial, Denials, GrantError};
-use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi_http::{
     Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
@@ -75,11 +77,34 @@ impl HostRule {
         if rest.contains('/') || rest.is_empty() {
             return Err(bad());
         }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, "*")) => (h, Port::Any),
-            Some((h, p)) => (h, Port::Exactly(p.parse::<u16>().map_err(|_| bad())?)),
-            None => (rest, Port::Default),
+        // `[v6]` or `[v6]:port`: the brackets keep the address's colons apart from the port's.
+        let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+            let (addr, after) = bracketed.split_once(']').ok_or_else(bad)?;
+            addr.parse::<Ipv6Addr>()
+                .map_err(|_| format!("http grant `{text}`: `{addr}` is not an IPv6 address"))?;
+            let port = match after {
+                "" => Port::Default,
+                ":*" => Port::Any,
+                p => Port::Exactly(
+                    p.strip_prefix(':')
+                        .and_then(|p| p.parse::<u16>().ok())
+                        .ok_or_else(bad)?,
+                ),
+            };
+            (addr, port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, "*")) => (h, Port::Any),
+                Some((h, p)) => (h, Port::Exactly(p.parse::<u16>().map_err(|_| bad())?)),
+                None => (rest, Port::Default),
+            }
         };
+        // An IPv6 address must be bracketed, or its last group would read as the port.
+        if host.is_empty() || (host.contains(':') && !rest.starts_with('[')) {
+            return Err(format!(
+                "http grant `{text}`: write an IPv6 address in brackets, e.g. `http://[::1]:8080`"
+            ));
+        }
         Ok(HostRule {
             scheme: scheme.to_string(),
             host: host.to_ascii_lowercase(),
@@ -212,71 +237,105 @@ impl WasiHttpHooks for HttpPolicy {
         let allow_private = self.allow_private;
         let denials = self.denials.clone();
         Box::new(async move {
-            if !allow_private {
-                // Check every address the name resolves to, so a granted name cannot be
-                // pointed at the host's own services or the internal network.
-                let addrs = tokio::net::lookup_host((host.as_str(), port))
-                    .await
-                    .map_err(|_| Error::DnsError {
-                        rcode: None,
-                        info_code: None,
-                    })?;
-                for addr in addrs {
-                    if is_internal(addr.ip()) {
-                        denials.refuse(
-                            Denial::new(
-                                Capability::Http,
-                                format!(
-                                    "{url} resolves to {}, a private or loopback address",
-                                    addr.ip()
-                                ),
-                            )
-                            .hint("the operator can allow private addresses"),
-                        );
-                        return Err(Error::HttpRequestDenied);
-                    }
-                }
+            // Resolve once, check every address the name has (so a granted name cannot be
+            // pointed at the host's own services or the internal network), and connect to
+            // the first of the checked ones: no second lookup can be answered differently.
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|_| Error::DnsError {
+                    rcode: None,
+                    info_code: None,
+                })?
+                .collect();
+            if !allow_private && let Some(addr) = addrs.iter().find(|a| is_internal(a.ip())) {
+                denials.refuse(
+                    Denial::new(
+                        Capability::Http,
+                        format!(
+                            "{url} resolves to {}, a private, loopback or reserved address",
+                            addr.ip()
+                        ),
+                    )
+                    .hint("the operator can allow private addresses"),
+                );
+                return Err(Error::HttpRequestDenied);
             }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
-            ))
+            let addr = *addrs.first().ok_or(Error::DestinationNotFound)?;
+            let to = pinned::Destination {
+                addr,
+                host,
+                tls: scheme == "https",
+            };
+            pinned::send(to, request, options).await
         })
     }
 }
 
-/// Loopback, private, link-local (cloud metadata), CGNAT, unspecified and multicast addresses.
+/// Loopback, private, link-local (cloud metadata), CGNAT, benchmarking, reserved, unspecified,
+/// broadcast and multicast addresses; for IPv6 also unique-local and site-local, and every
+/// form that carries an IPv4 address inside (mapped, compatible, NAT64, 6to4, Teredo), judged
+/// by the address it carries.
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || o[0] == 0
-        }
+        IpAddr::V4(v4) => is_internal_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
+            if let Some(v4) = embedded_v4(v6) {
+                return is_internal_v4(v4);
             }
             let seg = v6.segments();
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00
-                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (seg[0] & 0xffc0) == 0xfe80 // link local fe80::/10
+                || (seg[0] & 0xffc0) == 0xfec0 // site local fec0::/10 (deprecated, still routed)
+                || (seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2] == 0x0001) // local NAT64 64:ff9b:1::/48
         }
     }
+}
+
+fn is_internal_v4(v4: Ipv4Addr) -> bool {
+    let o = v4.octets();
+    v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || o[0] == 0
+        || (o[0] == 100 && (64..128).contains(&o[1])) // CGNAT 100.64.0.0/10
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18.0.0/15
+        || o[0] >= 240 // reserved 240.0.0.0/4
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments 192.0.0.0/24
+}
+
+/// The IPv4 address an IPv6 address carries, in any of the forms a host or gateway would
+/// translate into IPv4 traffic.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = v6.segments();
+    let tail = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4); // ::ffff:a.b.c.d
+    }
+    if seg[..6] == [0; 6] && !(v6.is_loopback() || v6.is_unspecified()) {
+        return Some(tail(seg[6], seg[7])); // IPv4-compatible ::a.b.c.d
+    }
+    if seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2..6] == [0; 4] {
+        return Some(tail(seg[6], seg[7])); // NAT64 well-known prefix 64:ff9b::/96
+    }
+    if seg[0] == 0x2002 {
+        return Some(tail(seg[1], seg[2])); // 6to4 2002::/16
+    }
+    if seg[0] == 0x2001 && seg[1] == 0 {
+        return Some(tail(!seg[6], !seg[7])); // Teredo 2001::/32: the client, obfuscated
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     #[test]
     fn rules_match_scheme_host_and_port() {
@@ -292,6 +351,62 @@ mod tests {
         assert!(g.allows("http", "localhost", 31337));
         assert!(HostRule::parse("ftp://x").is_err());
         assert!(HostRule::parse("https://x/path").is_err());
+        // IPv6 literals, bracketed as in URLs; the host compared is the bare address.
+        let g = HostRule::parse("http://[::1]:8080").unwrap();
+        assert!(g.allows("http", "::1", 8080));
+        assert!(!g.allows("http", "::1", 80));
+        let g = HostRule::parse("https://[2001:db8::1]").unwrap();
+        assert!(g.allows("https", "2001:db8::1", 443));
+        assert!(HostRule::parse("http://[::1:8080").is_err());
+        assert!(HostRule::parse("http://[nope]:80").is_err());
+        assert!(HostRule::parse("http://::1:80").is_err());
+    }
+
+    /// The connection goes to the address the policy checked, whatever the name would resolve
+    /// to now: here it resolves to nothing at all.
+    #[tokio::test]
+    async fn requests_go_to_the_checked_address_with_the_plugins_host() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                head.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let body = http_body_util::Empty::<hyper::body::Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = http::Request::get("http://rebound.invalid:8080/health?x=1")
+            .header(http::header::HOST, "rebound.invalid:8080")
+            .body(body)
+            .unwrap();
+        let to = pinned::Destination {
+            addr,
+            host: "rebound.invalid".into(),
+            tls: false,
+        };
+        let (response, io) = pinned::send(to, request, None).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+        Box::into_pin(io).await.unwrap();
+        let head = server.await.unwrap();
+        assert!(head.starts_with("GET /health?x=1 HTTP/1.1\r\n"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("host: rebound.invalid:8080"),
+            "{head}"
+        );
     }
 
     #[test]
@@ -335,10 +450,32 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "0.0.0.0",
+            "198.18.0.1",
+            "198.19.255.255",
+            "240.0.0.1",
+            "255.255.255.255",
+            "192.0.0.8",
+            // IPv4-compatible, NAT64, 6to4 and Teredo forms of internal IPv4 addresses.
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo client 127.0.0.1
+            "fec0::1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "2606:4700::1111",
+            "8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "198.20.0.1",
+        ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }
     }
