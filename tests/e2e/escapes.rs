@@ -108,3 +108,38 @@ fn programs_do_not_outlive_their_step_or_a_cancel_and_cannot_touch_the_daemon() 
     // The daemon that ran all of that still serves runs.
     still_serves(&d);
 }
+
+#[test]
+fn a_step_that_fills_the_disk_is_stopped_at_its_workspace_size() {
+    let sb = crate::support::Sandbox::new();
+    let config = sb.write(
+        "wasmops.toml",
+        "[plugins.script]\nworkspace_size = \"8MiB\"\n",
+    );
+    let config = config.to_str().unwrap();
+    // Many files, none too large by itself: the workspace watch stops it.
+    let (code, run) = sb.run_json(
+        "steps:\n  - name: Fill\n    uses: script\n    with:\n      run: |\n        for i in $(seq 200); do head -c 1048576 /dev/zero > f$i; sleep 0.02; done\n",
+        &["--config", config],
+    );
+    assert_ne!(code, 0);
+    let fill = step(&run, "1");
+    assert_eq!(fill["status"], "failed", "{run:#}");
+    let error = fill["error"].as_str().unwrap_or_default();
+    assert!(error.contains("[limits] workspace_size"), "{run:#}");
+    // One file past the bound: the kernel stops the writer.
+    let (code, run) = sb.run_json(
+        "steps:\n  - name: Big\n    uses: script\n    with: { run: \"head -c 20000000 /dev/zero > big\" }\n",
+        &["--config", config],
+    );
+    assert_ne!(code, 0);
+    let big = step(&run, "1");
+    assert_eq!(big["status"], "failed", "{run:#}");
+    assert!(
+        big["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("larger than the workspace limit"),
+        "{run:#}"
+    );
+}
