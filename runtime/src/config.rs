@@ -1,6 +1,7 @@
 //! The operator's config file (TOML): listen address, data directory, users, secrets and
 //! plugin grants.
 
+use crate::identity::Role;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,8 +35,31 @@ pub struct User {
     pub name: String,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// `admin`, `editor`, `operator` or `viewer`: what the API lets this user do.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// The same as a list (`roles = ["editor", "operator"]`); the highest one counts.
+    #[serde(default)]
+    pub roles: Vec<Role>,
     /// Hex SHA-256 of the user's bearer token.
     pub token_sha256: String,
+}
+
+impl User {
+    /// The highest role the entry names. A user given none is a `viewer`: adding someone to the
+    /// config never hands out more than reading unless the operator says so.
+    pub fn role(&self) -> Role {
+        self.role
+            .into_iter()
+            .chain(self.roles.iter().copied())
+            .max()
+            .unwrap_or(Role::Viewer)
+    }
+
+    /// Whether the entry names a role at all (the daemon warns about those that do not).
+    pub fn has_role(&self) -> bool {
+        self.role.is_some() || !self.roles.is_empty()
+    }
 }
 
 impl Config {
@@ -66,5 +90,61 @@ impl Config {
     /// The `[secrets]` values, read from the environment and files where the entry says so.
     pub fn secrets(&self) -> Result<Secrets, String> {
         Secrets::resolve(&self.secrets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users(toml: &str) -> Result<Vec<User>, String> {
+        toml::from_str::<Config>(toml)
+            .map(|c| c.users)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_user_has_the_role_named_or_else_viewer() {
+        let found = users(
+            r#"
+[[users]]
+name = "ed"
+role = "editor"
+token_sha256 = "00"
+[[users]]
+name = "jane"
+roles = ["operator", "editor"]
+token_sha256 = "00"
+[[users]]
+name = "vic"
+token_sha256 = "00"
+"#,
+        )
+        .unwrap();
+        let roles: Vec<(Role, bool)> = found.iter().map(|u| (u.role(), u.has_role())).collect();
+        assert_eq!(
+            roles,
+            [
+                (Role::Editor, true),
+                (Role::Editor, true),
+                (Role::Viewer, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_role_names_itself_and_the_allowed_ones() {
+        let error =
+            users("[[users]]\nname = \"x\"\nrole = \"root\"\ntoken_sha256 = \"00\"\n").unwrap_err();
+        for part in [
+            "`root`",
+            "`viewer`",
+            "`operator`",
+            "`editor`",
+            "`admin`",
+            "line 3",
+        ] {
+            assert!(error.contains(part), "{part} is not in: {error}");
+        }
     }
 }

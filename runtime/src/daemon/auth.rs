@@ -1,5 +1,6 @@
-//! Who is calling: bearer tokens (stored as SHA-256 hashes) map to users, and a directory gives
-//! their groups. The directory is a trait so an LDAP server can stand in for the config file.
+//! Who is calling: bearer tokens (stored as SHA-256 hashes) map to users with a role, and a
+//! directory gives their groups. The directory is a trait so an LDAP server can stand in for the
+//! config file; roles always come from the config file.
 
 use crate::config::User;
 use crate::identity::Actor;
@@ -46,29 +47,34 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub fn actor(directory: &dyn Directory, name: &str) -> Actor {
+/// The authenticated `user` as an actor: its groups from the directory, its role from the config.
+pub fn actor(directory: &dyn Directory, user: &User) -> Actor {
     Actor {
-        name: name.to_string(),
-        groups: directory.groups_of(name),
+        name: user.name.clone(),
+        groups: directory.groups_of(&user.name),
+        role: user.role(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::Role;
 
     #[test]
     fn tokens_match_by_hash_only() {
         let dir = ConfigDirectory::new(vec![User {
             name: "jane@example.com".into(),
             groups: vec!["release-managers".into()],
+            role: Some(Role::Editor),
+            roles: vec![],
             token_sha256: hex::encode(Sha256::digest(b"s3cret-token")),
         }]);
-        assert_eq!(
-            dir.authenticate("s3cret-token").map(|u| u.name.as_str()),
-            Some("jane@example.com")
-        );
+        let jane = dir.authenticate("s3cret-token").expect("jane's token");
+        assert_eq!(jane.name, "jane@example.com");
         assert!(dir.authenticate("wrong").is_none());
-        assert_eq!(actor(&dir, "jane@example.com").groups, ["release-managers"]);
+        let acting = actor(&dir, jane);
+        assert_eq!(acting.groups, ["release-managers"]);
+        assert_eq!(acting.role, Role::Editor);
     }
 }

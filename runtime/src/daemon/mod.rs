@@ -40,6 +40,14 @@ pub async fn up(opts: UpOptions) -> Result<()> {
     if users.is_empty() {
         users.push(local_admin(&data)?);
     }
+    // A user without a role can only read; say so, as an entry written before roles existed
+    // (or a forgotten line) would otherwise show up only as 403s.
+    for user in users.iter().filter(|u| !u.has_role()) {
+        eprintln!(
+            "warning: [[users]] {} has no role, so it is a viewer (read-only); set role = \"operator\", \"editor\" or \"admin\" to let it do more",
+            user.name
+        );
+    }
     let stores = Stores::open(&config.store, &data)
         .context("is another daemon using this data directory?")?;
     if matches!(config.store, StoreConfig::Memory) {
@@ -100,9 +108,9 @@ pub async fn up(opts: UpOptions) -> Result<()> {
     Ok(())
 }
 
-/// With no `[[users]]` configured, a local `admin` user so a fresh `wasmops up` is usable: its
-/// token is printed once, and only its hash is kept (in the data directory). Delete
-/// `admin-token.sha256` to get a new one.
+/// With no `[[users]]` configured, a local `admin` user with the `admin` role, so a fresh
+/// `wasmops up` can do everything: its token is printed once, and only its hash is kept (in the
+/// data directory). Delete `admin-token.sha256` to get a new one.
 fn local_admin(data: &Path) -> Result<crate::config::User> {
     use rand::Rng;
     use sha2::{Digest, Sha256};
@@ -127,7 +135,7 @@ fn local_admin(data: &Path) -> Result<crate::config::User> {
             std::fs::write(&file, &hash)
                 .with_context(|| format!("cannot write {}", file.display()))?;
             eprintln!(
-                "no [[users]] configured: created a local `admin` user; its token, shown only now:\n\n    export WASMOPS_TOKEN={token}\n"
+                "no [[users]] configured: created a local `admin` user (role admin); its token, shown only now:\n\n    export WASMOPS_TOKEN={token}\n"
             );
             hash
         }
@@ -135,6 +143,8 @@ fn local_admin(data: &Path) -> Result<crate::config::User> {
     Ok(crate::config::User {
         name: "admin".into(),
         groups: vec!["admin".into()],
+        role: Some(crate::identity::Role::Admin),
+        roles: Vec::new(),
         token_sha256: hash,
     })
 }

@@ -2,7 +2,7 @@
 //! failure propagation, branches, retries, parked steps and recovery.
 
 use super::*;
-use crate::identity::Actor;
+use crate::identity::{Actor, Role};
 use crate::records::{StepRun, StepStatus, Trigger};
 use crate::store::{RunStore, Stores};
 use std::sync::OnceLock;
@@ -209,9 +209,12 @@ steps:
     let waiting = until(h.stores.runs.as_ref(), &queued.id, RunStatus::Waiting).await;
     assert_eq!(step(&waiting, "1").status, StepStatus::Waiting);
 
+    // Only the approvers list counts: an admin it does not name is refused, a viewer it names
+    // decides.
     let bob = Actor {
         name: "bob".into(),
         groups: vec![],
+        role: Role::Admin,
     };
     let approve = || DecisionInput {
         kind: "approve".into(),
@@ -223,6 +226,7 @@ steps:
     let jane = Actor {
         name: "jane".into(),
         groups: vec![],
+        role: Role::Viewer,
     };
     h.engine
         .decide(&queued.id, "gate", approve(), &jane)
@@ -250,9 +254,10 @@ async fn a_parked_run_survives_its_engine_and_resumes_in_the_next() {
     // on its own waiter, as a killed process would leave nothing: only the store carries over.)
     let second = harness_on(stores.clone());
     assert_eq!(second.engine.recover().await.unwrap(), 1);
-    let anyone = Actor {
+    let ops = Actor {
         name: "ops".into(),
         groups: vec![],
+        role: Role::Operator,
     };
     let input = DecisionInput {
         kind: "continue".into(),
@@ -261,7 +266,7 @@ async fn a_parked_run_survives_its_engine_and_resumes_in_the_next() {
     // The resumed run registers itself as it starts again; give it a moment.
     let mut decided = Err(EngineError::Conflict(String::new()));
     for _ in 0..200 {
-        decided = second.engine.decide(&id, "1", input.clone(), &anyone).await;
+        decided = second.engine.decide(&id, "1", input.clone(), &ops).await;
         if decided.is_ok() {
             break;
         }

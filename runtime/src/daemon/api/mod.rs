@@ -138,6 +138,6 @@ impl FromRequestParts<AppState> for Caller {
             .directory
             .authenticate(token.trim())
             .ok_or_else(|| unauthorized("the token matches no user"))?;
-        Ok(Caller(auth::actor(state.directory.as_ref(), &user.name)))
+        Ok(Caller(auth::actor(state.directory.as_ref(), user)))
     }
 }
