@@ -233,7 +233,7 @@ fn the_opschain_tutorial_pipeline_runs_through_the_api() {
     }
     assert_eq!(step(&run, "6")["status"], "pending");
 
-    // Anyone may continue a plain wait; it is not an approval.
+    // An operator may continue a plain wait; it is not an approval.
     let (status, _) = d.post(
         BOB,
         &format!("/api/v1/runs/{id}/steps/4/approve"),

@@ -19,15 +19,16 @@ pub struct Daemon {
     log: Option<PathBuf>,
 }
 
-/// A config with two users: jane (release-managers) and bob (developers).
+/// A config with two users: jane (an admin in release-managers) and bob (an operator in
+/// developers).
 pub fn write_config(dir: &Path) -> PathBuf {
     let hash = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
     let path = dir.join("wasmops.toml");
     std::fs::write(
         &path,
         format!(
-            "[[users]]\nname = \"jane@example.com\"\ngroups = [\"platform\", \"release-managers\"]\ntoken_sha256 = \"{}\"\n\n\
-             [[users]]\nname = \"bob@example.com\"\ngroups = [\"developers\"]\ntoken_sha256 = \"{}\"\n",
+            "[[users]]\nname = \"jane@example.com\"\ngroups = [\"platform\", \"release-managers\"]\nrole = \"admin\"\ntoken_sha256 = \"{}\"\n\n\
+             [[users]]\nname = \"bob@example.com\"\ngroups = [\"developers\"]\nrole = \"operator\"\ntoken_sha256 = \"{}\"\n",
             hash(JANE),
             hash(BOB)
         ),

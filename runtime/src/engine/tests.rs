@@ -263,6 +263,16 @@ async fn a_parked_run_survives_its_engine_and_resumes_in_the_next() {
         kind: "continue".into(),
         comment: None,
     };
+    // A plain wait names no approvers: continuing it is an operator's part, not a viewer's.
+    let viewer = Actor {
+        role: Role::Viewer,
+        ..ops.clone()
+    };
+    let refused = second.engine.decide(&id, "1", input.clone(), &viewer).await;
+    assert!(
+        matches!(refused, Err(EngineError::Forbidden(_))),
+        "{refused:?}"
+    );
     // The resumed run registers itself as it starts again; give it a moment.
     let mut decided = Err(EngineError::Conflict(String::new()));
     for _ in 0..200 {

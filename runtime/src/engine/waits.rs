@@ -5,7 +5,7 @@ use super::call::{CallKind, PluginOutcome};
 use super::plan::Node;
 use super::records::{Done, RunCtx};
 use super::{Engine, EngineError};
-use crate::identity::Actor;
+use crate::identity::{Actor, Role};
 use crate::records::{DecisionRecord, RunStatus, StepRun, StepStatus, WaitState};
 use crate::workflow::{Approvers, OnTimeout, StepKind};
 use chrono::Utc;
@@ -167,7 +167,8 @@ impl RunCtx {
 
 impl Engine {
     /// Continues, approves or rejects a parked step. The decision is durable before this returns;
-    /// someone not entitled to decide gets `Forbidden` and nothing is recorded.
+    /// someone not entitled to decide (not a listed approver of a gate; below `operator` for a
+    /// plain wait) gets `Forbidden` and nothing is recorded.
     pub async fn decide(
         &self,
         run_id: &str,
@@ -204,6 +205,16 @@ impl Engine {
             )));
         }
         match (&wait.approvers, input.kind.as_str()) {
+            // A plain wait names no one: deciding it is acting on the run, an operator's part.
+            (None, "continue" | "reject") if actor.role < Role::Operator => {
+                return Err(EngineError::Forbidden(format!(
+                    "deciding step {} (a plain wait) needs the {} role; {} has the {} role",
+                    record.path,
+                    Role::Operator,
+                    actor.name,
+                    actor.role
+                )));
+            }
             (None, "continue" | "reject") => {}
             (None, other) => {
                 return Err(EngineError::Invalid(format!(
@@ -217,6 +228,8 @@ impl Engine {
                     record.path
                 )));
             }
+            // The approvers list is the grant, whatever the role: a `viewer` it names may
+            // decide, an `admin` it does not name may not.
             (Some(approvers), "approve" | "reject") => {
                 let named = approvers.user_names.contains(&actor.name);
                 let in_group = approvers
