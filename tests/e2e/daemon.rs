@@ -778,6 +778,14 @@ fn a_fresh_daemon_without_users_prints_a_local_admin_token_once() {
         .unwrap()
         .status();
     assert_eq!(status.as_u16(), 200);
+    // The local admin is an `admin`: installing plugins gets past the gate (to the missing folder).
+    let status = agent
+        .post(&format!("http://127.0.0.1:{port}/api/v1/plugins"))
+        .header("authorization", &format!("Bearer {token}"))
+        .send_json(json!({"dir": sb.path("nowhere")}))
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 422);
     let hash = std::fs::read_to_string(sb.path("wasmops-data/admin-token.sha256")).unwrap();
     assert!(!hash.contains(&token), "only the hash is kept");
 }

@@ -6,8 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// jane@example.com, an admin in release-managers.
 pub const JANE: &str = "jane-token-0123456789";
+/// bob@example.com, an operator in developers.
 pub const BOB: &str = "bob-token-9876543210";
+/// ed@example.com, an editor (written as the list `roles = ["operator", "editor"]`).
+pub const ED: &str = "ed-token-5555555555";
+/// vic@example.com, a viewer (no role written: the default).
+pub const VIC: &str = "vic-token-1111111111";
 
 pub struct Daemon {
     pub url: String,
@@ -19,18 +25,40 @@ pub struct Daemon {
     log: Option<PathBuf>,
 }
 
-/// A config with two users: jane (an admin in release-managers) and bob (an operator in
-/// developers).
+/// A config with four users, one per role: jane (admin, release-managers), ed (editor), bob
+/// (operator, developers) and vic (viewer, auditors).
 pub fn write_config(dir: &Path) -> PathBuf {
     let hash = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
     let path = dir.join("wasmops.toml");
     std::fs::write(
         &path,
         format!(
-            "[[users]]\nname = \"jane@example.com\"\ngroups = [\"platform\", \"release-managers\"]\nrole = \"admin\"\ntoken_sha256 = \"{}\"\n\n\
-             [[users]]\nname = \"bob@example.com\"\ngroups = [\"developers\"]\nrole = \"operator\"\ntoken_sha256 = \"{}\"\n",
+            r#"[[users]]
+name = "jane@example.com"
+groups = ["platform", "release-managers"]
+role = "admin"
+token_sha256 = "{}"
+
+[[users]]
+name = "ed@example.com"
+roles = ["operator", "editor"]
+token_sha256 = "{}"
+
+[[users]]
+name = "bob@example.com"
+groups = ["developers"]
+role = "operator"
+token_sha256 = "{}"
+
+[[users]]
+name = "vic@example.com"
+groups = ["auditors"]
+token_sha256 = "{}"
+"#,
             hash(JANE),
-            hash(BOB)
+            hash(ED),
+            hash(BOB),
+            hash(VIC)
         ),
     )
     .unwrap();
@@ -118,10 +146,15 @@ impl Daemon {
 
     /// `wasmops ARGS` against this daemon as jane.
     pub fn cli(&self, args: &[&str]) -> crate::support::Ran {
+        self.cli_as(JANE, args)
+    }
+
+    /// `wasmops ARGS` against this daemon with `token`.
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> crate::support::Ran {
         Command::new(env!("CARGO_BIN_EXE_wasmops"))
             .args(args)
             .env("WASMOPS_SERVER", &self.url)
-            .env("WASMOPS_TOKEN", JANE)
+            .env("WASMOPS_TOKEN", token)
             .output()
             .unwrap()
             .into()

@@ -12,6 +12,7 @@ mod openapi;
 mod plugins;
 mod projects;
 mod python_plugin;
+mod roles;
 mod sandbox;
 mod scaffold;
 mod secrets;

@@ -24,7 +24,8 @@ fn spec() -> Value {
 
 fn served_routes() -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
-    for (method, path) in wasmops::daemon::api::route_table() {
+    for route in wasmops::daemon::api::route_table() {
+        let (method, path) = (route.method.to_string(), route.path);
         assert!(
             out.insert((method.clone(), path.clone())),
             "{method} {path} is routed twice"

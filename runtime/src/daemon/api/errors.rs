@@ -40,7 +40,7 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad request", detail)
     }
 
-    fn internal(detail: impl std::fmt::Display) -> ApiError {
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!("internal error: {detail:#}");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

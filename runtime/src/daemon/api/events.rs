@@ -1,8 +1,8 @@
 //! `/runs/{id}/events`: server-sent events, the run as it is now and then every durable
 //! change, until it ends.
 
+use super::AppState;
 use super::errors::{ApiResult, PathParams};
-use super::{AppState, Caller};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use serde_json::{Value, json};
@@ -11,7 +11,6 @@ use std::convert::Infallible;
 /// Server-sent events: the run as it is now, then every durable change, until it ends.
 pub async fn run_events(
     State(st): State<AppState>,
-    Caller(_): Caller,
     PathParams(id): PathParams<String>,
 ) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>> {
     // Subscribe before reading the snapshot, so no change falls between the two.

@@ -146,7 +146,6 @@ pub fn next_page(link: &str) -> Option<&str> {
 
 pub async fn list(
     State(st): State<AppState>,
-    Caller(_): Caller,
     uri: Uri,
     Params(filter): Params<RunFilter>,
 ) -> ApiResult<Response> {
@@ -168,7 +167,6 @@ pub async fn list(
 
 pub async fn show(
     State(st): State<AppState>,
-    Caller(_): Caller,
     PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!(st.engine.load(&id).await?)))
@@ -181,7 +179,6 @@ pub struct LogFilter {
 
 pub async fn logs(
     State(st): State<AppState>,
-    Caller(_): Caller,
     PathParams(id): PathParams<String>,
     Params(filter): Params<LogFilter>,
 ) -> ApiResult<Json<Value>> {
@@ -208,7 +205,6 @@ pub async fn logs(
 
 pub async fn cancel(
     State(st): State<AppState>,
-    Caller(_): Caller,
     PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     st.engine.cancel(&id).await?;
@@ -225,7 +221,6 @@ pub async fn cancel(
 
 pub async fn retry(
     State(st): State<AppState>,
-    Caller(_): Caller,
     PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!(st.engine.retry(&id).await?)))
