@@ -2,11 +2,13 @@
 //! the router records as it is built) and the documented paths agree both ways, the document
 //! hangs together, and a real daemon's responses match the documented schemas.
 
-use crate::daemon_support::{Daemon, JANE};
+use crate::daemon_support::{Daemon, JANE, VIC};
 use crate::support::{Sandbox, repo};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
+use wasmops::daemon::api::Access;
+use wasmops::identity::Role;
 
 const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "patch", "head", "options", "trace",
@@ -63,6 +65,45 @@ fn the_document_and_the_router_list_the_same_routes() {
         "docs/openapi.yaml and the daemon's router disagree\n\
          routed but not documented: {undocumented:#?}\n\
          documented but not routed: {unserved:#?}"
+    );
+}
+
+#[test]
+fn the_document_names_the_role_each_route_needs() {
+    let doc = spec();
+    let mut problems = Vec::new();
+    for route in wasmops::daemon::api::route_table() {
+        let here = format!("{} {}", route.method, route.path);
+        let op = &doc["paths"][&route.path][route.method.to_lowercase()];
+        let documented = op.get("x-role").and_then(Value::as_str);
+        match route.access {
+            Access::Public if documented.is_some() => {
+                problems.push(format!("{here}: public, yet documents x-role"));
+            }
+            Access::Public => {}
+            access if documented != Some(access.as_str()) => problems.push(format!(
+                "{here}: x-role is {documented:?}, the router says `{}`",
+                access.as_str()
+            )),
+            _ => {}
+        }
+        // Only a route that needs more than a token can refuse one with 403.
+        let can_refuse = !matches!(route.access, Access::Public | Access::Role(Role::Viewer));
+        if can_refuse != op["responses"].get("403").is_some() {
+            problems.push(format!(
+                "{here}: {} a 403 response",
+                if can_refuse {
+                    "needs"
+                } else {
+                    "cannot answer, yet documents,"
+                }
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "docs/openapi.yaml:\n{}",
+        problems.join("\n")
     );
 }
 
@@ -802,6 +843,15 @@ fn the_daemon_answers_as_documented() {
         400,
     );
     live.call(Some(JANE), "GET", "/api/v1/runs/wfr_00000000", None, 404);
+    // A role below the route's is a documented 403 with an Error body.
+    let body = live.call(
+        Some(VIC),
+        "POST",
+        "/api/v1/apply",
+        Some(json!({"projects": []})),
+        403,
+    );
+    assert_eq!(body["error"], "forbidden");
 
     assert_eq!(live.get("/api/v1/workflows"), json!([]));
     let plugins = live.get("/api/v1/plugins");
