@@ -110,6 +110,9 @@ fn a_python_plugin_built_with_componentize_py_runs_and_reports_bad_config() {
     build_example(&plugin_dir);
     let plugins = sb.path("plugins");
     let plugins = plugins.to_str().unwrap();
+    // The operator consents to what the plugin requests with a section of its own.
+    let config = sb.write("wasmops.toml", "[plugins.hello-python]\n");
+    let config = config.to_str().unwrap().to_string();
 
     // A good `with`: summary, outputs (one from a program run through `exec`), and the log line.
     let (code, run) = sb.run_json(
@@ -120,7 +123,7 @@ steps:
     uses: hello-python
     with: { name: "{{ who }}" }
 "#,
-        &["--plugins", plugins],
+        &["--plugins", plugins, "--config", &config],
     );
     assert_eq!(code, 0, "{run:#}");
     assert_eq!(run["status"], "succeeded", "{run:#}");
@@ -162,7 +165,7 @@ steps:
   - uses: hello-python
     with: { nam: Ada, shout: "yes" }
 "#,
-        &["--plugins", plugins],
+        &["--plugins", plugins, "--config", &config],
     );
     assert_ne!(code, 0, "{run:#}");
     assert_eq!(run["status"], "failed", "{run:#}");
@@ -209,9 +212,16 @@ fn a_new_python_plugin_builds_with_its_script_and_runs() {
     );
     let installed = sb.wasmops(&["plugins", "install", dir.to_str().unwrap()]);
     assert_eq!(installed.code, 0, "{}", installed.stderr);
+    // Installed, it gets the defaults until the operator's config has a section for it.
+    assert!(
+        installed.stdout.contains("granted by: defaults"),
+        "{}",
+        installed.stdout
+    );
+    let config = sb.write("wasmops.toml", "[plugins.py-greeter]\n");
     let (code, run) = sb.run_json(
         "steps:\n  - uses: py-greeter\n    with: { name: Grace }\n",
-        &[],
+        &["--config", config.to_str().unwrap()],
     );
     assert_eq!(code, 0, "{run:#}");
     assert!(

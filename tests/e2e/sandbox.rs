@@ -15,10 +15,14 @@ fn attack(
 ) -> (i32, serde_json::Value) {
     let plugins = test_plugins().to_str().unwrap().to_string();
     let mut args = vec!["--plugins".to_string(), plugins];
-    if let Some(config) = config {
-        args.push("--config".into());
-        args.push(sb.write("wasmops.toml", config).to_str().unwrap().into());
+    // The operator's section is what grants an added plugin its request; an empty one grants
+    // all of it, so these attacks meet the sandbox's rules rather than the bare defaults.
+    let mut config = config.unwrap_or_default().to_string();
+    if !config.contains("[plugins.hostile]") {
+        config.push_str("\n[plugins.hostile]\n");
     }
+    args.push("--config".into());
+    args.push(sb.write("wasmops.toml", &config).to_str().unwrap().into());
     let yaml = format!(
         "steps:\n  - name: attack\n    uses: hostile\n{extra}    with: {{ attack: {attack}, target: \"{target}\" }}\n"
     );
@@ -112,7 +116,7 @@ fn a_granted_name_resolving_to_loopback_is_denied_unless_the_operator_allows_it(
     assert_eq!(code, 1);
     let error = error_of(&run);
     assert!(
-        error.contains("a private or loopback address (capability `http`"),
+        error.contains("a private, loopback or reserved address (capability `http`"),
         "{error}"
     );
 
@@ -187,6 +191,8 @@ fn a_secret_not_granted_cannot_be_read_and_a_granted_one_is_redacted() {
 fn a_plugin_sees_only_the_environment_variables_granted_to_it() {
     let sb = Sandbox::new();
     let plugins = test_plugins().to_str().unwrap();
+    let config = sb.write("wasmops.toml", "[plugins.hostile]\n");
+    let config = config.to_str().unwrap();
     let env = [
         ("WASMOPS_TEST_GRANTED", "granted-value"),
         ("WASMOPS_TEST_OTHER", "other-value"),
@@ -202,6 +208,8 @@ fn a_plugin_sees_only_the_environment_variables_granted_to_it() {
                 file.to_str().unwrap(),
                 "--plugins",
                 plugins,
+                "--config",
+                config,
                 "--output",
                 "json",
             ],
@@ -291,5 +299,19 @@ fn a_script_without_a_network_grant_cannot_reach_a_local_server() {
         listener.accept().is_err(),
         "the script reached the host's loopback"
     );
+    still_works(&sb);
+}
+
+#[test]
+fn an_added_plugin_without_an_operator_section_gets_only_the_defaults() {
+    let sb = Sandbox::new();
+    let plugins = test_plugins().to_str().unwrap();
+    // hostile requests `bash`; with no [plugins.hostile] section it is not granted.
+    let yaml = "steps:\n  - name: attack\n    uses: hostile\n    with: { attack: exec, target: \"bash\" }\n";
+    let (code, run) = sb.run_json(yaml, &["--plugins", plugins]);
+    assert_eq!(code, 1);
+    let error = error_of(&run);
+    assert!(error.contains("capability `exec`"), "{error}");
+    assert!(error.contains("granted: none"), "{error}");
     still_works(&sb);
 }

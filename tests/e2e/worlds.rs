@@ -267,7 +267,7 @@ async fn a_notifier_reaches_a_granted_host_and_nothing_else() {
     assert!(
         failure
             .to_string()
-            .contains("a private or loopback address"),
+            .contains("a private, loopback or reserved address"),
         "{failure}"
     );
 
