@@ -7,13 +7,20 @@
 //! allocates or takes a lock, because another daemon thread may have held the allocator's lock
 //! at the moment of the fork.
 //!
-//! With a PID namespace the child forks twice more (see [`ChildPlan::enter`]):
+//! With a PID namespace the child starts two more processes (see [`ChildPlan::enter`]):
 //!
 //! ```text
 //! daemon ── keeper (host PID ns; what the daemon waits for and kills)
 //!             └── init (PID 1 of the new namespace: reaps, and its exit kills the namespace)
 //!                   └── the program (confined, then exec)
 //! ```
+//!
+//! Both are made with `clone(CLONE_VM)` on stacks allocated before the fork, not `fork`: a
+//! fork copies the page tables of the daemon's whole address space (and the exit tears them
+//! down), which cost milliseconds per program. Sharing the keeper's memory is safe because the
+//! keeper only waits, init only reaps, and the program only makes system calls on prepared
+//! memory before it execs itself (the standard library's exec is in the keeper's stack, which
+//! the program must not return into).
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -69,6 +76,76 @@ pub(super) struct ChildPlan {
     pub(super) seccomp: Option<seccompiler::BpfProgram>,
     /// The daemon's pid: a keeper whose parent is already gone exits at once.
     pub(super) daemon_pid: libc::pid_t,
+    /// With a PID namespace: what init and the program need (see [`ChildPlan::under_init`]).
+    pub(super) init: Option<InitPlan>,
+}
+
+/// What the program's process execs itself under a PID namespace's init, and the stacks
+/// init and the program run on, allocated before the fork.
+pub(super) struct InitPlan {
+    target: ExecTarget,
+    stacks: Vec<u8>,
+}
+
+/// Stack for each of init and the program before it execs (a few frames of system calls).
+const STACK: usize = 256 << 10;
+
+impl InitPlan {
+    /// The top of stack `i` (stacks grow down), 16-byte aligned.
+    fn stack_top(&self, i: usize) -> *mut libc::c_void {
+        let end = self.stacks.as_ptr() as usize + (i + 1) * STACK;
+        (end & !15) as *mut libc::c_void
+    }
+}
+
+/// A program's path, arguments and environment as the C arrays `execve` takes, built before
+/// the fork.
+pub(super) struct ExecTarget {
+    path: CString,
+    /// Owned here; `argv` and `envp` point into their heap buffers, which never move.
+    _strings: Vec<CString>,
+    /// Pointers (as addresses, so the plan stays `Send`) ending in 0.
+    argv: Vec<usize>,
+    envp: Vec<usize>,
+}
+
+impl ExecTarget {
+    /// `path` run with `args` (argv[0] is the path) and exactly `env`.
+    pub(super) fn new<'a>(
+        path: &std::path::Path,
+        args: impl IntoIterator<Item = &'a std::ffi::OsStr>,
+        env: impl IntoIterator<Item = (&'a std::ffi::OsStr, &'a std::ffi::OsStr)>,
+    ) -> io::Result<ExecTarget> {
+        let c = |bytes: &[u8]| {
+            CString::new(bytes).map_err(|_| io::Error::other("a NUL byte in an argument"))
+        };
+        let path = c(path.as_os_str().as_encoded_bytes())?;
+        let mut argv_strings = vec![path.clone()];
+        for arg in args {
+            argv_strings.push(c(arg.as_encoded_bytes())?);
+        }
+        let mut env_strings = Vec::new();
+        for (key, value) in env {
+            let mut pair = key.as_encoded_bytes().to_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(value.as_encoded_bytes());
+            env_strings.push(c(&pair)?);
+        }
+        let pointers = |strings: &[CString]| {
+            let mut v: Vec<usize> = strings.iter().map(|s| s.as_ptr() as usize).collect();
+            v.push(0);
+            v
+        };
+        let argv = pointers(&argv_strings);
+        let envp = pointers(&env_strings);
+        argv_strings.extend(env_strings);
+        Ok(ExecTarget {
+            path,
+            _strings: argv_strings,
+            argv,
+            envp,
+        })
+    }
 }
 
 impl Default for ChildPlan {
@@ -87,6 +164,7 @@ impl Default for ChildPlan {
             seccomp: None,
             // SAFETY: getpid has no failure mode.
             daemon_pid: unsafe { libc::getpid() },
+            init: None,
         }
     }
 }
@@ -126,11 +204,10 @@ impl ChildPlan {
             self.read_only_mounts()?;
         }
         if self.unshare & libc::CLONE_NEWPID != 0 {
-            // The keeper stays in the daemon's namespace; its child is the new one's init.
-            keep_program_alive_until_it_exits(self.daemon_pid)?;
-            // Now init (PID 1): its exit, for any reason, kills every process left in the
-            // namespace, those that called setsid or double-forked included.
-            reap_until_the_program_exits()?;
+            // The keeper stays in the daemon's namespace; its child is the new one's init,
+            // whose exit, for any reason, kills every process left in the namespace (those
+            // that called setsid or double-forked included).
+            self.keep_init_until_it_exits()?;
         } else {
             // No namespace to die with: at least die with the daemon.
             die_with_parent(self.daemon_pid)?;
@@ -266,37 +343,72 @@ impl ChildPlan {
     }
 }
 
-/// Forks; the parent (the keeper, in the daemon's PID namespace) waits for the child and exits
-/// the way it did, and the child returns. The keeper dies with the daemon, and holds no
-/// descriptor but the standard streams while it waits.
-fn keep_program_alive_until_it_exits(daemon_pid: libc::pid_t) -> io::Result<()> {
-    die_with_parent(daemon_pid)?;
-    // SAFETY: fork in a single-threaded process (the child of a fork).
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
+impl ChildPlan {
+    /// Gives the plan the stacks and exec target a PID namespace needs.
+    pub(super) fn under_init(&mut self, target: ExecTarget) {
+        self.init = Some(InitPlan {
+            target,
+            stacks: vec![0; 2 * STACK],
+        });
     }
-    if pid == 0 {
-        return Ok(());
+
+    /// In the keeper: starts init on the first stack, then waits for it and exits the way it
+    /// did. Never returns but with an error from before init started.
+    fn keep_init_until_it_exits(&self) -> io::Result<()> {
+        let Some(init) = &self.init else {
+            return Err(io::Error::other("a PID namespace needs an exec target"));
+        };
+        die_with_parent(self.daemon_pid)?;
+        // Handlers the daemon installed (the runtime's SIGCHLD) must not run in processes
+        // that share this memory.
+        // SAFETY: resetting a disposition to the default.
+        unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+        let arg = self as *const ChildPlan as *mut libc::c_void;
+        // SAFETY: `init_main` runs on its own stack in this process's memory and reads the
+        // plan, which lives until this process exits (it only waits below).
+        let init = unsafe {
+            libc::clone(
+                init_main,
+                init.stack_top(0),
+                libc::CLONE_VM | libc::SIGCHLD,
+                arg,
+            )
+        };
+        if init < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // The parent's read end of the standard library's exec-error pipe sees end-of-file only
+        // once every copy of the write end is closed: ours must go now.
+        close_above_stderr();
+        exit_like(wait_for(init))
     }
-    // The parent's read end of the standard library's exec-error pipe sees end-of-file only
-    // once every copy of the write end is closed: ours must go now.
-    close_above_stderr();
-    exit_like(wait_for(pid))
 }
 
-/// In the namespace's init: forks the program, reaps every process that ends up here, and
-/// exits the way the program did (which kills the rest). Returns in the program's process.
-fn reap_until_the_program_exits() -> io::Result<()> {
+/// Init (PID 1): starts the program on the second stack, reaps every process that ends up
+/// here, and exits the way the program did (which kills the rest).
+extern "C" fn init_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the keeper's plan, alive while the keeper waits for us.
+    let plan = unsafe { &*(arg as *const ChildPlan) };
+    let Some(init) = &plan.init else {
+        exit_like(Ok(Exit::Code(127)));
+    };
     // SAFETY: getppid has no failure mode.
-    die_with_parent(unsafe { libc::getppid() })?;
-    // SAFETY: fork in a single-threaded process.
-    let program = unsafe { libc::fork() };
-    if program < 0 {
-        return Err(io::Error::last_os_error());
+    if die_with_parent(unsafe { libc::getppid() }).is_err() {
+        exit_like(Ok(Exit::Code(127)));
     }
-    if program == 0 {
-        return Ok(());
+    // SAFETY: as for init; CLONE_VFORK holds us until the program has exec'd or exited, so
+    // the two never run on shared memory at once.
+    let program = unsafe {
+        libc::clone(
+            program_main,
+            init.stack_top(1),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            arg,
+        )
+    };
+    if program < 0 {
+        report(b"wasmops: cannot start the program's process", errno());
+        exit_like(Ok(Exit::Code(127)));
     }
     close_above_stderr();
     loop {
@@ -306,10 +418,73 @@ fn reap_until_the_program_exits() -> io::Result<()> {
         if pid == program {
             exit_like(Ok(Exit::from_status(status)));
         }
-        if pid < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            exit_like(Err(io::Error::last_os_error()));
+        if pid < 0 && errno() != libc::EINTR {
+            exit_like(Ok(Exit::Code(127)));
         }
     }
+}
+
+/// The program's process: confines itself and execs the target.
+extern "C" fn program_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the keeper's plan, alive while the keeper waits.
+    let plan = unsafe { &*(arg as *const ChildPlan) };
+    if let Err(e) = plan.confine_program() {
+        report(
+            b"wasmops: cannot confine the program",
+            e.raw_os_error().unwrap_or(0),
+        );
+        // SAFETY: ends the process without running destructors.
+        unsafe { libc::_exit(126) };
+    }
+    if let Some(InitPlan { target, .. }) = &plan.init {
+        // SAFETY: NUL-terminated strings and NULL-terminated pointer arrays, all owned by the
+        // plan; execve only returns on failure.
+        unsafe {
+            libc::execve(
+                target.path.as_ptr(),
+                target.argv.as_ptr().cast(),
+                target.envp.as_ptr().cast(),
+            );
+        }
+        report(b"wasmops: cannot execute the program", errno());
+    }
+    // SAFETY: as above.
+    unsafe { libc::_exit(127) }
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Writes `message: errno N` to standard error without allocating.
+fn report(message: &[u8], errno: i32) {
+    let mut line = [0u8; 160];
+    let mut len = 0;
+    for &b in message.iter().chain(b": errno ") {
+        if len < line.len() {
+            line[len] = b;
+            len += 1;
+        }
+    }
+    let mut digits = [0u8; 10];
+    let mut n = errno.unsigned_abs();
+    let mut d = 0;
+    loop {
+        digits[d] = b'0' + (n % 10) as u8;
+        d += 1;
+        n /= 10;
+        if n == 0 || d == digits.len() {
+            break;
+        }
+    }
+    for &b in digits[..d].iter().rev().chain(b"\n") {
+        if len < line.len() {
+            line[len] = b;
+            len += 1;
+        }
+    }
+    // SAFETY: a buffer of `len` initialised bytes.
+    unsafe { libc::write(2, line.as_ptr().cast(), len) };
 }
 
 /// How a child ended.

@@ -8,6 +8,7 @@
 //! [`Unconfined`] says whether a daemon lacking a feature refuses to run programs or runs them
 //! with what it has and a warning.
 
+pub(super) use super::child::ExecTarget;
 use super::child::{self, CAP_NET_RAW, ChildPlan, KEEP_CAPS, Rlimit};
 use super::probe::{ConfinementSupport, support};
 use super::{ruleset, syscalls};
@@ -81,15 +82,24 @@ impl Confinement {
     /// the step log when [`Unconfined::Allow`] let it run with less than asked; an error when
     /// [`Unconfined::Refuse`] stops it, or a granted path cannot be opened.
     ///
-    /// A failure inside the child (after the probe succeeded) shows as the spawn's OS error.
-    pub fn apply(&self, cmd: &mut Command) -> Result<Option<String>, String> {
-        self.apply_with(support(), cmd)
+    /// `target` is what `cmd` runs (path, arguments, the whole environment): under a PID
+    /// namespace the program's process execs it itself.
+    ///
+    /// A failure inside the child (after the probe succeeded) shows as the spawn's OS error,
+    /// or under a PID namespace as exit code 126 or 127 with a line on standard error.
+    pub(super) fn apply(
+        &self,
+        cmd: &mut Command,
+        target: ExecTarget,
+    ) -> Result<Option<String>, String> {
+        self.apply_with(support(), cmd, target)
     }
 
     pub(super) fn apply_with(
         &self,
         support: &ConfinementSupport,
         cmd: &mut Command,
+        target: ExecTarget,
     ) -> Result<Option<String>, String> {
         let missing = support.missing(self.network);
         let warning = if missing.is_empty() {
@@ -154,6 +164,9 @@ impl Confinement {
         if support.seccomp {
             plan.seccomp = Some(syscalls::filter(self.network)?);
         }
+        if support.pid_namespaces {
+            plan.under_init(target);
+        }
         plan.rlimits = self.limits.rlimits();
         plan.run_as = self.run_as;
         if child::is_root() && self.run_as.is_none_or(|(uid, _)| uid == 0) {
@@ -171,6 +184,7 @@ mod tests {
     use super::super::probe::probe;
     use super::super::programs::{program_roots, resolve_program};
     use super::*;
+    use std::ffi::OsStr;
     use std::path::Path;
     use std::process::Stdio;
 
@@ -204,17 +218,22 @@ mod tests {
         args: &[&str],
         cwd: &Path,
     ) -> (Option<String>, Out) {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let env = [
+            (OsStr::new("PATH"), path.as_os_str()),
+            (OsStr::new("HOME"), cwd.as_os_str()),
+            (OsStr::new("LANG"), OsStr::new("C.UTF-8")),
+        ];
         let mut cmd = Command::new(program);
         cmd.args(args)
             .current_dir(cwd)
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", cwd)
-            .env("LANG", "C.UTF-8")
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let warning = conf.apply_with(support, &mut cmd).expect("apply");
+        let target = ExecTarget::new(program, args.iter().map(OsStr::new), env).unwrap();
+        let warning = conf.apply_with(support, &mut cmd, target).expect("apply");
         if support.complete() {
             assert_eq!(warning, None, "full support expected");
         }
@@ -697,10 +716,12 @@ mod tests {
         assert!(!out.ok);
         assert!(out.stderr.contains("MemoryError"), "{}", out.stderr);
         // A file past the size bound is cut off by SIGXFSZ (128 + 25 through init).
+        let args = ["-c", "head -c 2000000 /dev/zero > big"];
         let mut cmd = Command::new("/bin/bash");
-        cmd.args(["-c", "head -c 2000000 /dev/zero > big"])
-            .current_dir(workspace.path());
-        conf.apply(&mut cmd).unwrap();
+        cmd.args(args).current_dir(workspace.path());
+        let target =
+            ExecTarget::new(Path::new("/bin/bash"), args.iter().map(OsStr::new), []).unwrap();
+        conf.apply(&mut cmd, target).unwrap();
         let status = cmd.status().await.unwrap();
         assert_eq!(status.code(), Some(128 + libc::SIGXFSZ));
     }
@@ -732,6 +753,10 @@ mod tests {
         .await;
         assert!(out.ok, "{}", out.stderr);
         assert_eq!(out.stdout.trim(), "65534 65534 [] 0000000000000004");
+    }
+
+    fn true_target() -> ExecTarget {
+        ExecTarget::new(Path::new("/bin/true"), [], []).unwrap()
     }
 
     fn workspace_to(dir: &Path, uid: u32) {
@@ -832,14 +857,14 @@ mod tests {
         };
         let mut conf = Confinement::default();
         let err = conf
-            .apply_with(&none, &mut Command::new("true"))
+            .apply_with(&none, &mut Command::new("true"), true_target())
             .unwrap_err();
         assert!(err.contains("Landlock") && err.contains("network"), "{err}");
         assert!(err.contains("not built into this kernel"), "{err}");
 
         conf.unconfined = Unconfined::Allow;
         let warning = conf
-            .apply_with(&none, &mut Command::new("true"))
+            .apply_with(&none, &mut Command::new("true"), true_target())
             .unwrap()
             .expect("a warning");
         assert!(warning.starts_with("warning:"), "{warning}");
@@ -847,7 +872,7 @@ mod tests {
         // Network granted: only Landlock is missing.
         conf.network = true;
         let warning = conf
-            .apply_with(&none, &mut Command::new("true"))
+            .apply_with(&none, &mut Command::new("true"), true_target())
             .unwrap()
             .unwrap();
         assert!(!warning.contains("network"), "{warning}");
@@ -869,7 +894,7 @@ mod tests {
             detail: String::new(),
         };
         let err = conf
-            .apply_with(&full, &mut Command::new("true"))
+            .apply_with(&full, &mut Command::new("true"), true_target())
             .unwrap_err();
         assert!(err.contains("/nonexistent/wasmops-grant"), "{err}");
     }

@@ -23,6 +23,7 @@ use crate::error::{Capability, Denial, Denials, GrantError};
 use confine::{Confinement, ProgramLimits};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -217,16 +218,26 @@ impl ExecState {
             ExecError::Failed(format!("exec: cannot create {}: {e}", tmp.display()))
         })?;
 
+        // The whole environment, last setting of a name winning, as the program will see it.
+        let mut env: BTreeMap<OsString, OsString> = BTreeMap::new();
+        env.insert("PATH".into(), std::env::var_os("PATH").unwrap_or_default());
+        env.insert("HOME".into(), workspace.into());
+        env.insert("LANG".into(), "C.UTF-8".into());
+        env.insert("TMPDIR".into(), tmp.clone().into());
+        for (k, v) in self.env.iter().chain(req.env.iter()) {
+            env.insert(k.into(), v.into());
+        }
+        let target = confine::ExecTarget::new(
+            program,
+            req.args.iter().map(OsStr::new),
+            env.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str())),
+        )
+        .map_err(|e| ExecError::Failed(format!("exec: `{}`: {e}", req.program)))?;
         let mut cmd = Command::new(program);
         cmd.args(&req.args)
             .current_dir(&cwd)
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", workspace)
-            .env("LANG", "C.UTF-8")
-            .env("TMPDIR", &tmp)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .envs(req.env.iter().map(|(k, v)| (k, v)))
+            .envs(&env)
             .stdin(if req.stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -237,7 +248,7 @@ impl ExecState {
             // Its own process group, so a timeout also stops what the program started.
             .process_group(0)
             .kill_on_drop(true);
-        if let Some(warning) = self.confinement.apply(&mut cmd).map_err(|e| {
+        if let Some(warning) = self.confinement.apply(&mut cmd, target).map_err(|e| {
             ExecError::Failed(format!("exec: `{}` cannot run confined: {e}", req.program))
         })? {
             self.log.push("warn", &warning);

@@ -1,7 +1,7 @@
 //! What this kernel lets the daemon enforce on programs, feature by feature, found by really
 //! trying each in a short-lived child, once per process.
 
-use super::child::{self, ChildPlan};
+use super::child::{self, ChildPlan, ExecTarget};
 use super::{ruleset, syscalls};
 use serde::Serialize;
 use std::ffi::CString;
@@ -123,10 +123,18 @@ pub fn probe() -> ConfinementSupport {
         }
     };
 
+    // Init and the program are started as exec will start them, running `true`.
     let pid_namespaces = report(
         &mut detail,
         "PID namespaces",
-        namespaced(libc::CLONE_NEWPID).try_in_child(),
+        super::programs::resolve_program("true")
+            .ok_or_else(|| std::io::Error::other("no `true` program to try it with"))
+            .and_then(|path| ExecTarget::new(&path, [], []))
+            .and_then(|target| {
+                let mut plan = namespaced(libc::CLONE_NEWPID);
+                plan.under_init(target);
+                plan.try_in_child()
+            }),
     );
     let writable = CString::new(std::env::temp_dir().into_os_string().into_encoded_bytes())
         .unwrap_or_else(|_| c"/tmp".to_owned());
