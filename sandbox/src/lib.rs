@@ -37,6 +37,7 @@ pub use bindings::types::{
 };
 pub use call_log::{CallLog, LogLine};
 pub use capabilities::exec::probe::{ConfinementSupport, support as confinement_support};
+pub use capabilities::exec::workspace::remove_beneath;
 pub use capabilities::{CallEnv, Grants, OperatorGrant, Request};
 pub use error::{CallFailure, Capability, Denial, FailureCause, GrantError, LoadError, TrapKind};
 pub use kind::{PluginKind, SUPPORTED_WORLDS};

@@ -88,10 +88,9 @@ impl RunCtx {
         };
         // The raw `$WASMOPS_OUTPUT` file of this attempt (the SDK's convention) holds what the
         // program wrote, unredacted; what the plugin made of it is in its result.
-        let _ = std::fs::remove_file(
-            self.workspace
-                .join(OUTPUTS_DIR)
-                .join(format!("{}.{attempt}.env", node.path)),
+        let _ = wasmops_sandbox::remove_beneath(
+            &self.workspace,
+            &std::path::Path::new(OUTPUTS_DIR).join(format!("{}.{attempt}.env", node.path)),
         );
         let lines = log.drain();
         if let Err(e) = engine

@@ -23,6 +23,13 @@ pub(super) async fn execute(
     let mut run = engine.load(run_id).await?;
     let workspace = engine.workspaces.join(&run.id);
     std::fs::create_dir_all(&workspace)?;
+    // Only the daemon lists the workspaces; a program reaches its own by path (its user keeps
+    // the right to look through directories), so nothing left in another run's workspace,
+    // failed ones kept for a retry among them, is within reach of anyone else on the host.
+    std::fs::set_permissions(
+        &engine.workspaces,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
     let started = Instant::now();
     let previous = std::mem::take(&mut run.steps);
     run.status = RunStatus::Running;
@@ -236,8 +243,10 @@ async fn finish(
 /// secret in any form it knows (read in chunks, symlinks not followed). A retry that needs such a
 /// file makes it again.
 fn scrub_workspace(workspace: &std::path::Path, redactor: &wasmops_sandbox::Redactor) {
-    let _ = std::fs::remove_dir_all(workspace.join(super::call::OUTPUTS_DIR));
-    let _ = std::fs::remove_dir_all(workspace.join(".tmp"));
+    // Beneath the workspace only: a program may have made `.wasmops` a link to a host directory.
+    let _ =
+        wasmops_sandbox::remove_beneath(workspace, std::path::Path::new(super::call::OUTPUTS_DIR));
+    let _ = wasmops_sandbox::remove_beneath(workspace, std::path::Path::new(".tmp"));
     if redactor.is_empty() {
         return;
     }

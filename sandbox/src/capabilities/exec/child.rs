@@ -72,8 +72,8 @@ pub(super) struct ChildPlan {
     /// Switch to this uid and gid (no supplementary groups) before exec.
     pub(super) run_as: Option<(libc::uid_t, libc::gid_t)>,
     pub(super) rlimits: Vec<Rlimit>,
-    /// A compiled seccomp filter, installed last.
-    pub(super) seccomp: Option<seccompiler::BpfProgram>,
+    /// Compiled seccomp filters, installed last.
+    pub(super) seccomp: Vec<seccompiler::BpfProgram>,
     /// The daemon's pid: a keeper whose parent is already gone exits at once.
     pub(super) daemon_pid: libc::pid_t,
     /// With a PID namespace: what init and the program need (see [`ChildPlan::under_init`]).
@@ -161,7 +161,7 @@ impl Default for ChildPlan {
             keep_caps: None,
             run_as: None,
             rlimits: Vec::new(),
-            seccomp: None,
+            seccomp: Vec::new(),
             // SAFETY: getpid has no failure mode.
             daemon_pid: unsafe { libc::getpid() },
             init: None,
@@ -208,11 +208,11 @@ impl ChildPlan {
             // whose exit, for any reason, kills every process left in the namespace (those
             // that called setsid or double-forked included).
             self.keep_init_until_it_exits()?;
-        } else {
-            // No namespace to die with: at least die with the daemon.
-            die_with_parent(self.daemon_pid)?;
         }
-        self.confine_program()
+        self.confine_program()?;
+        // No namespace to die with: at least die with the daemon. After the uid change, which
+        // clears the death signal.
+        die_with_parent(self.daemon_pid)
     }
 
     /// Every mount read-only but the writable ones, in this (new, private) mount namespace.
@@ -257,6 +257,9 @@ impl ChildPlan {
             }
         }
         if let Some((uid, gid)) = self.run_as {
+            // The bounding set can only shrink while CAP_SETPCAP is effective: before the uid
+            // change, which empties the effective set.
+            drop_bounding(1 << CAP_DAC_READ_SEARCH);
             // SAFETY: integer arguments only. Groups first, while we may still change them;
             // KEEPCAPS so that the one capability below survives the uid change.
             unsafe {
@@ -309,7 +312,7 @@ impl ChildPlan {
                 return Err(io::Error::last_os_error());
             }
         }
-        if let Some(filter) = &self.seccomp {
+        for filter in &self.seccomp {
             // Sets no_new_privs itself; allocates nothing on the way to the kernel.
             seccompiler::apply_filter(filter).map_err(|e| match e {
                 seccompiler::Error::Prctl(e) | seccompiler::Error::Seccomp(e) => e,
@@ -641,12 +644,7 @@ struct CapData {
 /// container that took it away) the bounding set stays as the container left it; the other
 /// sets always shrink.
 fn limit_capabilities(keep: u64, ambient: bool) {
-    for cap in 0..64 {
-        if keep & (1 << cap) == 0 {
-            // SAFETY: prctl with integer arguments; EINVAL past the kernel's last capability.
-            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
-        }
-    }
+    drop_bounding(keep);
     let mut header = CapHeader {
         version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set
         pid: 0,
@@ -684,6 +682,16 @@ fn limit_capabilities(keep: u64, ambient: bool) {
             for cap in (0..64).filter(|c| keep & (1u64 << c) != 0) {
                 libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, cap, 0, 0);
             }
+        }
+    }
+}
+
+/// Drops every capability but `keep` from the bounding set (needs CAP_SETPCAP in effect).
+fn drop_bounding(keep: u64) {
+    for cap in 0..64 {
+        if keep & (1 << cap) == 0 {
+            // SAFETY: prctl with integer arguments; EINVAL past the kernel's last capability.
+            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
         }
     }
 }

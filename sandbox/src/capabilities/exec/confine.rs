@@ -132,7 +132,9 @@ impl Confinement {
             flags |= libc::CLONE_NEWNET;
         }
         if support.pid_namespaces {
-            flags |= libc::CLONE_NEWPID;
+            // And System V IPC with it: a shared memory segment would outlive the program and
+            // hold memory no rlimit counts.
+            flags |= libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
         }
         if support.read_only_mounts {
             flags |= libc::CLONE_NEWNS;
@@ -162,7 +164,7 @@ impl Confinement {
             plan.proc_self = true;
         }
         if support.seccomp {
-            plan.seccomp = Some(syscalls::filter(self.network)?);
+            plan.seccomp = syscalls::filters(self.network)?;
         }
         if support.pid_namespaces {
             plan.under_init(target);
@@ -667,6 +669,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn calls_that_go_around_other_layers_are_refused() {
+        require_support();
+        let workspace = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let log = outside.path().join("log.sock");
+        let host_log = std::os::unix::net::UnixDatagram::bind(&log).unwrap();
+        host_log.set_nonblocking(true).unwrap();
+        let python = on_path("python3");
+        let conf = Confinement {
+            read_write: vec![workspace.path().to_path_buf()],
+            read_only: program_roots(&python),
+            ..Confinement::default()
+        };
+        let script = format!(
+            "import os, socket, ctypes\n\
+             def tried(name, f):\n\
+             \x20   try:\n\
+             \x20       f(); print(name, 'allowed')\n\
+             \x20   except OSError as e:\n\
+             \x20       print(name, 'refused', e.errno)\n\
+             def dgram():\n\
+             \x20   a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+             \x20   a.sendto(b'forged', {log:?})\n\
+             tried('dgram-pair', dgram)\n\
+             tried('stream-pair', lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM))\n\
+             libc = ctypes.CDLL(None, use_errno=True)\n\
+             def call(nr, *args):\n\
+             \x20   if libc.syscall(nr, *args) < 0: raise OSError(ctypes.get_errno(), 'x')\n\
+             tried('keyctl', lambda: call(250, 0, -3, 0))\n\
+             tried('userns', lambda: call(272, 0x10000000))\n\
+             open('tool', 'w').close()\n\
+             tried('setuid', lambda: os.chmod('tool', 0o4755))\n\
+             tried('plain-chmod', lambda: os.chmod('tool', 0o755))\n",
+            log = log.display().to_string()
+        );
+        let out = run(&conf, &python, &["-c", &script], workspace.path()).await;
+        assert!(out.ok, "{}", out.stderr);
+        for refused in ["dgram-pair", "keyctl", "userns", "setuid"] {
+            assert!(
+                out.stdout.contains(&format!("{refused} refused 1")),
+                "{refused}: {}",
+                out.stdout
+            );
+        }
+        for allowed in ["stream-pair", "plain-chmod"] {
+            assert!(
+                out.stdout.contains(&format!("{allowed} allowed")),
+                "{allowed}: {}",
+                out.stdout
+            );
+        }
+        let mut buf = [0u8; 16];
+        assert!(host_log.recv(&mut buf).is_err(), "the host socket got a datagram");
+    }
+
+    #[tokio::test]
     async fn process_and_memory_limits_hold() {
         require_support();
         let workspace = tempfile::tempdir().unwrap();
@@ -745,14 +803,18 @@ mod tests {
             &python,
             &[
                 "-c",
-                "import os; open('w', 'w').write('ok'); print(os.getuid(), os.getgid(), \
-                 os.getgroups(), open('/proc/self/status').read().split('CapEff:')[1].split()[0])",
+                "import os; open('w', 'w').write('ok'); s = open('/proc/self/status').read(); \
+                 print(os.getuid(), os.getgid(), os.getgroups(), \
+                 s.split('CapEff:')[1].split()[0], s.split('CapBnd:')[1].split()[0])",
             ],
             workspace.path(),
         )
         .await;
         assert!(out.ok, "{}", out.stderr);
-        assert_eq!(out.stdout.trim(), "65534 65534 [] 0000000000000004");
+        assert_eq!(
+            out.stdout.trim(),
+            "65534 65534 [] 0000000000000004 0000000000000004"
+        );
     }
 
     fn true_target() -> ExecTarget {

@@ -14,7 +14,7 @@ pub mod probe;
 pub mod programs;
 mod ruleset;
 mod syscalls;
-mod workspace;
+pub mod workspace;
 
 use super::phases::{CallData, FileMode, HostCapability, Prepare, narrow};
 use crate::bindings::exec::{Command as WitCommand, Host, Output as WitOutput};

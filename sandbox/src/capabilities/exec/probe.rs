@@ -126,12 +126,12 @@ pub fn probe() -> ConfinementSupport {
     // Init and the program are started as exec will start them, running `true`.
     let pid_namespaces = report(
         &mut detail,
-        "PID namespaces",
+        "PID and IPC namespaces",
         super::programs::resolve_program("true")
             .ok_or_else(|| std::io::Error::other("no `true` program to try it with"))
             .and_then(|path| ExecTarget::new(&path, [], []))
             .and_then(|target| {
-                let mut plan = namespaced(libc::CLONE_NEWPID);
+                let mut plan = namespaced(libc::CLONE_NEWPID | libc::CLONE_NEWIPC);
                 plan.under_init(target);
                 plan.try_in_child()
             }),
@@ -147,12 +147,12 @@ pub fn probe() -> ConfinementSupport {
         }
         .try_in_child(),
     );
-    let seccomp = match syscalls::filter(false) {
-        Ok(filter) => report(
+    let seccomp = match syscalls::filters(false) {
+        Ok(filters) => report(
             &mut detail,
             "seccomp",
             ChildPlan {
-                seccomp: Some(filter),
+                seccomp: filters,
                 ..ChildPlan::default()
             }
             .try_in_child(),
