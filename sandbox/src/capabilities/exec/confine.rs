@@ -721,7 +721,10 @@ mod tests {
             );
         }
         let mut buf = [0u8; 16];
-        assert!(host_log.recv(&mut buf).is_err(), "the host socket got a datagram");
+        assert!(
+            host_log.recv(&mut buf).is_err(),
+            "the host socket got a datagram"
+        );
     }
 
     #[tokio::test]
