@@ -11,6 +11,7 @@ pub mod engine;
 pub mod identity;
 pub mod plugins;
 pub mod project;
+pub mod project_files;
 pub mod records;
 pub mod render;
 pub mod store;

@@ -51,6 +51,16 @@ impl SledStore {
                 dir.display()
             ))
         })?;
+        // The standard cache-directory tag: backup tools skip the directory, and `apply` and
+        // `run` never take it for project files, wherever it lies.
+        let tag = dir.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            let _ = std::fs::write(
+                &tag,
+                "Signature: 8a477f597d28d172789f06886806bc55\n\
+                 # The wasmops data directory (store, workspaces, plugins).\n",
+            );
+        }
         let db = ::sled::Config::new()
             .path(dir.join("db"))
             .open()
