@@ -459,6 +459,19 @@ async fn concurrent_publishes_never_share_a_version(stores: &Stores) {
     assert_eq!(stored.versions.len(), 16);
 }
 
+async fn project_files_are_kept_by_digest(stores: &Stores) {
+    let catalog = stores.catalog.as_ref();
+    let bytes = b"#!/bin/sh\necho deploy\n";
+    let sha = crate::project_files::digest(bytes);
+    assert_eq!(catalog.blob(&sha).await.unwrap(), None);
+    catalog.put_blob(&sha, bytes).await.unwrap();
+    catalog.put_blob(&sha, bytes).await.unwrap();
+    assert_eq!(
+        catalog.blob(&sha).await.unwrap().as_deref(),
+        Some(&bytes[..])
+    );
+}
+
 /// One test per case for a backend: `$open` makes a fresh store (and whatever keeps it alive).
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
@@ -483,6 +496,7 @@ macro_rules! conformance {
             case!(a_header_that_moves_is_found_where_it_now_belongs);
             case!(catalog_transactions_commit_whole_or_not_at_all);
             case!(concurrent_publishes_never_share_a_version);
+            case!(project_files_are_kept_by_digest);
         }
     };
 }

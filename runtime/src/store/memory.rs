@@ -27,6 +27,8 @@ struct State {
     logs: Vec<(u64, String, String, LogLine)>,
     projects: BTreeMap<String, ProjectSource>,
     workflows: BTreeMap<String, WorkflowRecord>,
+    /// SHA-256 → project file contents.
+    blobs: BTreeMap<String, Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -202,5 +204,17 @@ impl CatalogStore for MemoryStore {
         }
         state.projects.extend(projects);
         Ok(())
+    }
+
+    async fn put_blob(&self, sha256: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.state()
+            .blobs
+            .entry(sha256.to_string())
+            .or_insert_with(|| bytes.to_vec());
+        Ok(())
+    }
+
+    async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.state().blobs.get(sha256).cloned())
     }
 }

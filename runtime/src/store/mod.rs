@@ -178,6 +178,11 @@ pub trait CatalogStore: Send + Sync {
     /// Runs `change` atomically: it sees one consistent catalog, and its writes all land, durably,
     /// or none do. Two transactions on the same workflow never interleave.
     async fn transact(&self, change: CatalogChange<'_>) -> Result<(), TxError>;
+    /// Keeps a project file's contents under their hex SHA-256 (the caller has checked it);
+    /// durable when it returns. Storing the same contents again changes nothing.
+    async fn put_blob(&self, sha256: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// The contents stored under `sha256`.
+    async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// Every run matching `query` (its cursor and limit aside), newest first, page after page.

@@ -86,4 +86,15 @@ impl CatalogStore for SledStore {
         self.commit().await?;
         Ok(())
     }
+
+    async fn put_blob(&self, sha256: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        if !self.blobs.contains_key(sha256.as_bytes())? {
+            self.blobs.insert(sha256.as_bytes(), bytes)?;
+        }
+        self.commit().await
+    }
+
+    async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.blobs.get(sha256.as_bytes())?.map(|b| b.to_vec()))
+    }
 }

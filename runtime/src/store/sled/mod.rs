@@ -32,6 +32,8 @@ pub struct SledStore {
     /// `code` → project sources; `/projects/p/workflows/w` → workflow record.
     projects: ::sled::Tree,
     workflows: ::sled::Tree,
+    /// SHA-256 → project file contents.
+    blobs: ::sled::Tree,
     /// Catalog transactions run one at a time (sled is single-process, so this is isolation).
     catalog_lock: tokio::sync::Mutex<()>,
 }
@@ -79,6 +81,7 @@ impl SledStore {
             meta: db.open_tree("meta")?,
             projects: db.open_tree("projects")?,
             workflows: db.open_tree("workflows")?,
+            blobs: db.open_tree("blobs")?,
             catalog_lock: tokio::sync::Mutex::new(()),
             commit: Arc::default(),
             db,
