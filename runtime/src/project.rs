@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub struct Project {
     pub code: String,
+    /// Where its files are: on this machine's disk (read with `project_files::collect`), or,
+    /// in a run's planning, the copy in the run's workspace.
     pub dir: Option<PathBuf>,
+    /// Its files by digest, when it came through `apply` (contents in the catalog).
+    pub files: crate::project_files::FileSet,
     pub properties: Map<String, Value>,
     pub templates: BTreeMap<String, AssetTemplate>,
     pub environments: BTreeMap<String, Environment>,
@@ -188,12 +192,16 @@ pub struct ProjectSource {
     /// The project file's name, for messages.
     pub file: String,
     pub yaml: String,
-    /// The project directory on the machine it was applied from (script files are read there).
-    #[serde(default)]
+    /// The project directory, when it is read from this machine's disk (`wasmops run
+    /// --project`); never accepted through the API, where `files` carries what runs need.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
     /// `workflows/*.yaml`: code → YAML.
     #[serde(default)]
     pub workflows: BTreeMap<String, String>,
+    /// The project's files (scripts, playbooks, Terraform directories) by digest.
+    #[serde(default)]
+    pub files: crate::project_files::FileSet,
 }
 
 impl ProjectSource {
@@ -250,6 +258,7 @@ impl ProjectSource {
             yaml,
             dir,
             workflows,
+            files: Default::default(),
         })
     }
 
@@ -261,6 +270,7 @@ impl ProjectSource {
         };
         let mut project = loader.project(&root);
         project.dir = self.dir.clone();
+        project.files = self.files.clone();
         if let Some(dir) = &self.dir {
             for (code, text) in &self.workflows {
                 project.workflows.insert(
@@ -367,6 +377,7 @@ impl Loader<'_> {
         let mut project = Project {
             code: String::new(),
             dir: None,
+            files: Default::default(),
             properties: Map::new(),
             templates: BTreeMap::new(),
             environments: BTreeMap::new(),

@@ -50,8 +50,23 @@ pub fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// What to do with a file larger than [`MAX_FILE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Oversized {
+    /// Refuse the whole collection, naming the file (`apply`: the user chose the folder).
+    Refuse,
+    /// Leave it out (`wasmops run FILE`: whatever else lies beside the workflow, a built
+    /// plugin or a download, must not stop the run).
+    Skip,
+}
+
 /// Reads every file of the project in `dir` that travels with it.
 pub fn collect(dir: &Path) -> Result<Collected, String> {
+    collect_with(dir, Oversized::Refuse)
+}
+
+/// [`collect`], choosing what a file past [`MAX_FILE`] does.
+pub fn collect_with(dir: &Path, oversized: Oversized) -> Result<Collected, String> {
     let root = dir
         .canonicalize()
         .map_err(|e| format!("project directory {}: {e}", dir.display()))?;
@@ -88,6 +103,9 @@ pub fn collect(dir: &Path) -> Result<Collected, String> {
             path.to_path_buf()
         };
         let meta = std::fs::metadata(&source).map_err(|e| format!("{relative}: {e}"))?;
+        if meta.len() > MAX_FILE && oversized == Oversized::Skip {
+            continue;
+        }
         if meta.len() > MAX_FILE {
             return Err(format!(
                 "{relative} is {} bytes; a project file may have at most {MAX_FILE} \
@@ -99,7 +117,8 @@ pub fn collect(dir: &Path) -> Result<Collected, String> {
         if total > MAX_TOTAL || collected.files.len() >= MAX_FILES {
             return Err(format!(
                 "the project's files pass {MAX_TOTAL} bytes or {MAX_FILES} files at {relative}; \
-                 list what runs do not need in {IGNORE_FILE}"
+                 list what runs do not need in {IGNORE_FILE} (or give the workflow a folder \
+                 of its own)"
             ));
         }
         let bytes = std::fs::read(&source).map_err(|e| format!("{relative}: {e}"))?;

@@ -10,6 +10,7 @@ mod execution;
 mod failures;
 mod openapi;
 mod plugins;
+mod project_files;
 mod projects;
 mod python_plugin;
 mod roles;

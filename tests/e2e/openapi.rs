@@ -330,11 +330,17 @@ fn the_document_is_complete_and_consistent() {
             }
         }
         if let Some(body) = op.get("requestBody") {
-            lint_schema(
-                &body["content"]["application/json"]["schema"],
-                &format!("{here} request body"),
-                &mut problems,
-            );
+            let media = body["content"].as_object();
+            if media.is_none_or(serde_json::Map::is_empty) {
+                problems.push(format!("{here} request body: no media type"));
+            }
+            for (media, content) in media.into_iter().flatten() {
+                lint_schema(
+                    &content["schema"],
+                    &format!("{here} request body {media}"),
+                    &mut problems,
+                );
+            }
         }
     }
     assert!(

@@ -100,6 +100,48 @@ impl Catalog {
             .map_err(|e| CatalogError::Invalid(format!("stored projects no longer parse: {e}")))
     }
 
+    /// Keeps one project file's contents, after checking them against their digest.
+    pub async fn put_file(&self, sha256: &str, bytes: &[u8]) -> Result<(), CatalogError> {
+        if crate::project_files::digest(bytes) != sha256 {
+            return Err(CatalogError::Invalid(format!(
+                "the contents sent do not have the SHA-256 {sha256}"
+            )));
+        }
+        Ok(self.store.put_blob(sha256, bytes).await?)
+    }
+
+    /// The contents of a project file, by digest.
+    pub async fn file(&self, sha256: &str) -> Result<Option<Vec<u8>>, CatalogError> {
+        Ok(self.store.blob(sha256).await?)
+    }
+
+    /// Projects arriving through the API carry their files by digest, uploaded first; a host
+    /// directory is never taken from a caller (it would become a read grant for programs).
+    async fn check_files(&self, sources: &[ProjectSource]) -> Result<(), CatalogError> {
+        for source in sources {
+            if let Some(dir) = &source.dir {
+                return Err(CatalogError::Invalid(format!(
+                    "{}: `dir` ({}) is not accepted: project files travel with the project \
+                     (`wasmops apply` uploads them to /api/v1/files first)",
+                    source.file,
+                    dir.display()
+                )));
+            }
+            crate::project_files::check_set(&source.files)
+                .map_err(|e| CatalogError::Invalid(format!("{}: {e}", source.file)))?;
+            for (name, entry) in &source.files {
+                if self.store.blob(&entry.sha256).await?.is_none() {
+                    return Err(CatalogError::Invalid(format!(
+                        "{}: project file `{name}` (sha256 {}) was not uploaded; \
+                         PUT /api/v1/files/{} first",
+                        source.file, entry.sha256, entry.sha256
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Loads projects and their workflows in one transaction: each project replaces what was
     /// there, each workflow file becomes its workflow's draft (published versions stay). The
     /// whole catalog's projects must still parse together, or nothing is written. `install`
@@ -110,6 +152,7 @@ impl Catalog {
         sources: &[ProjectSource],
         install: impl FnOnce(&Projects),
     ) -> Result<Applied, CatalogError> {
+        self.check_files(sources).await?;
         Projects::from_sources(sources).map_err(|e| CatalogError::Invalid(e.to_string()))?;
         let mut parsed = Vec::new();
         for source in sources {
@@ -128,9 +171,10 @@ impl Catalog {
                     let path = workflow_path(code, wf_code);
                     let mut record = tx
                         .workflow(&path)?
-                        .unwrap_or_else(|| new_record(&path, code, wf_code, source.dir.clone()));
+                        .unwrap_or_else(|| new_record(&path, code, wf_code, None));
                     record.draft = yaml.clone();
-                    record.source_dir = source.dir.clone();
+                    // Runs read the project's files from the catalog, never from a host path.
+                    record.source_dir = None;
                     record.updated_at = Utc::now();
                     tx.put_workflow(&record)?;
                     written.push(path);

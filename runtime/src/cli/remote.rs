@@ -75,6 +75,31 @@ impl Client {
                     .send_json(body.unwrap_or_else(|| json!({})))
             }
         };
+        self.answer(response)
+    }
+
+    /// Sends one project file's contents under their digest.
+    fn put_file(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        let url = format!("{}/api/v1/files/{sha256}", self.base);
+        let auth = self
+            .token
+            .as_ref()
+            .map(|t| format!("Bearer {t}"))
+            .unwrap_or_default();
+        let response = self
+            .agent
+            .put(&url)
+            .header("authorization", &auth)
+            .header("content-type", "application/octet-stream")
+            .send(bytes);
+        self.answer(response).map(drop)
+    }
+
+    /// The JSON answer (or the error it carries), and the next page's path.
+    fn answer(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(Value, Option<String>)> {
         let mut response = response.with_context(|| {
             format!(
                 "cannot reach the daemon at {} (is `wasmops up` running?)",
@@ -139,8 +164,27 @@ fn workflow_api_path(path: &str) -> Result<String> {
 }
 
 pub fn apply(path: &Path, server: &ServerOpts) -> Result<ExitCode> {
-    let sources = ProjectSource::read_all(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let result = Client::new(server).post("/api/v1/apply", json!({"projects": sources}))?;
+    let mut sources = ProjectSource::read_all(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let client = Client::new(server);
+    // The files travel with the project: uploaded by content, then named in the apply. The
+    // daemon never reads this machine's directories.
+    let mut uploaded = std::collections::BTreeSet::new();
+    for source in &mut sources {
+        let Some(dir) = source.dir.take() else {
+            continue;
+        };
+        let collected = crate::project_files::collect(&dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", source.file))?;
+        for (sha256, bytes) in &collected.contents {
+            if uploaded.insert(sha256.clone()) {
+                client
+                    .put_file(sha256, bytes)
+                    .with_context(|| format!("uploading the files of {}", source.file))?;
+            }
+        }
+        source.files = collected.files;
+    }
+    let result = client.post("/api/v1/apply", json!({"projects": sources}))?;
     let projects: Vec<&str> = result["projects"]
         .as_array()
         .into_iter()

@@ -60,17 +60,35 @@ pub(super) async fn execute(
     // granted (see `run_action`); not even a property of that name stands in for them.
     base.remove("secrets");
 
+    // Steps see project files in the workspace, never where they came from.
+    let projects = engine.projects();
+    let seen = super::files::in_workspace(&projects, &workspace);
+    let run_dir = super::files::run_dir(&run.workflow, spec.source_dir.as_deref(), &workspace);
     let planner = Planner {
-        projects: &engine.projects(),
+        projects: &seen,
         context: &Value::Object(base.clone()),
         overrides: &spec.overrides,
     };
     let root_scope = Arc::new(Scope {
         properties: top,
-        dir: spec.source_dir.clone(),
+        dir: run_dir.clone(),
         environment: None,
     });
-    let nodes = match planner.plan(&workflow.steps, &root_scope) {
+    let planned = planner.plan(&workflow.steps, &root_scope);
+    let planned = match planned {
+        Ok(nodes) => super::files::materialize(
+            &engine,
+            &projects,
+            &nodes,
+            run_dir.as_deref(),
+            spec.source_dir.as_deref(),
+            &workspace,
+        )
+        .await
+        .map(|()| nodes),
+        Err(e) => Err(e),
+    };
+    let nodes = match planned {
         Ok(nodes) => nodes,
         Err(e) => {
             run.status = RunStatus::Failed;
@@ -91,7 +109,7 @@ pub(super) async fn execute(
         run_id: run.id.clone(),
         workflow: run.workflow.clone(),
         workspace: workspace.clone(),
-        source_dir: spec.source_dir.clone(),
+        source_dir: run_dir,
         base,
         state: Mutex::new(RunState { run, by_id }),
         waiters: Default::default(),

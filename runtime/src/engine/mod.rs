@@ -5,6 +5,7 @@
 mod call;
 mod children;
 mod executor;
+mod files;
 mod plan;
 mod records;
 mod waits;
@@ -116,7 +117,10 @@ impl Engine {
             registry: parts.registry,
             runs: parts.runs,
             projects: std::sync::RwLock::new(Arc::new(parts.projects)),
-            workspaces: parts.workspaces,
+            // Absolute, whatever the data directory was given as: every path handed to a
+            // plugin or a program (workspace, HOME, TMPDIR, $WASMOPS_OUTPUT) must mean the same
+            // in the program's working directory as in the daemon's.
+            workspaces: std::path::absolute(&parts.workspaces).unwrap_or(parts.workspaces),
             mode: parts.mode,
             live: LiveRuns::default(),
         })

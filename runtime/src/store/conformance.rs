@@ -374,6 +374,7 @@ async fn catalog_transactions_commit_whole_or_not_at_all(stores: &Stores) {
         yaml: "project: p\n".into(),
         dir: None,
         workflows: Default::default(),
+        files: Default::default(),
     };
     transact(catalog, |tx| {
         tx.put_project("p", &source)?;

@@ -4,6 +4,7 @@
 
 mod errors;
 mod events;
+mod files;
 mod metrics;
 mod plugins;
 mod runs;
@@ -144,6 +145,7 @@ fn routes() -> Routes {
             Json(json!({"status": "ok"}))
         })
         .get("/metrics", Viewer, metrics::metrics)
+        .put("/api/v1/files/{sha256}", Editor, files::put)
         .post("/api/v1/apply", Editor, workflows::apply)
         .get("/api/v1/workflows", Viewer, workflows::list)
         .get(WORKFLOW, Viewer, workflows::show)

@@ -74,9 +74,11 @@ fn walk(
 }
 
 /// Gives every entry of `root` the daemon created (owned by root) to `uid:gid`, so that
-/// programs running as that user can use the files the plugin wrote. A regular file with more
-/// than one link is left alone (it could be a host file linked in, though the workspace being
-/// a mount of its own for programs already forbids that).
+/// programs running as that user can use the files the plugin wrote. Left alone: what the
+/// daemon made read-only for everyone (the run's copy of its project files, which programs
+/// read but must not change), and a regular file with more than one link (it could be a host
+/// file linked in, though the workspace being a mount of its own for programs already forbids
+/// that).
 pub(super) fn hand_over(root: &Path, uid: u32, gid: u32) -> Result<(), String> {
     let (uid, gid) = (
         Some(rustix::fs::Uid::from_raw(uid)),
@@ -92,8 +94,10 @@ pub(super) fn hand_over(root: &Path, uid: u32, gid: u32) -> Result<(), String> {
     walk(root, |dir, name, stat| {
         let linked_file =
             FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile && stat.st_nlink > 1;
+        let read_only = stat.st_mode & 0o222 == 0;
         if stat.st_uid == 0
             && !linked_file
+            && !read_only
             && let Err(e) = rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)
             && e != rustix::io::Errno::NOENT
         {
