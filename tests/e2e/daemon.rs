@@ -38,7 +38,7 @@ pub(crate) fn daemon_with_hello_world() -> (Sandbox, Daemon) {
     (sb, d)
 }
 
-fn apply_hello_world(d: &Daemon) {
+pub(crate) fn apply_hello_world(d: &Daemon) {
     let applied = d.cli(&["apply", &hello_world()]);
     assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
 }

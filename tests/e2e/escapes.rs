@@ -2,7 +2,7 @@
 //! the daemon, outliving their step or a cancel. Each is tried against one running daemon,
 //! which must go on serving runs afterwards.
 
-use crate::daemon::{daemon_with_hello_world, publish, start};
+use crate::daemon::{apply_hello_world, daemon_with_hello_world, publish, start};
 use crate::daemon_support::Daemon;
 use crate::support::step;
 use std::time::{Duration, Instant};
@@ -142,4 +142,85 @@ fn a_step_that_fills_the_disk_is_stopped_at_its_workspace_size() {
             .contains("larger than the workspace limit"),
         "{run:#}"
     );
+}
+
+/// Every class of escape a script can try, through one running daemon that inherited a
+/// descriptor from whatever started it; afterwards the same daemon still runs workflows.
+#[test]
+fn a_hostile_script_under_the_daemon_meets_every_bound() {
+    use std::os::fd::AsRawFd;
+    let sb = crate::support::Sandbox::new();
+    // Outside the workspace: a file to tamper with, a UNIX socket server, and a secret file
+    // the daemon's parent left open as fd 77 without close-on-exec.
+    let victim = sb.write("outside/victim", "untouched");
+    let socket_path = sb.path("outside/host.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let secret = sb.write("outside/inherited", "inherited-secret-77");
+    let file = std::fs::File::open(&secret).unwrap();
+    // SAFETY: dup2 onto a descriptor number this test owns for its duration.
+    assert_eq!(unsafe { libc::dup2(file.as_raw_fd(), 77) }, 77);
+    let d = Daemon::start_logged(
+        sb.dir.path(),
+        "[plugins.script]\nprocesses = 40\nprogram_memory = \"512MiB\"\n",
+    );
+    // SAFETY: closing the descriptor made above, now that the daemon has inherited it.
+    unsafe { libc::close(77) };
+    apply_hello_world(&d);
+    let before = std::fs::metadata(&victim).unwrap();
+    let script = format!(
+        "v={victim}; s={sock}\n\
+         cat <&77 && echo LEAK-fd || echo fd-closed\n\
+         chmod 777 $v && echo LEAK-chmod || echo chmod-denied\n\
+         chown 1:1 $v && echo LEAK-chown || echo chown-denied\n\
+         touch -d 2001-01-01 $v && echo LEAK-touch || echo touch-denied\n\
+         python3 -c \"import os; os.setxattr('$v', 'user.x', b'1')\" && echo LEAK-xattr || echo xattr-denied\n\
+         python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.connect('$s')\" && echo LEAK-socket || echo socket-denied\n\
+         python3 -c \"import os\nn = 0\nfor _ in range(200):\n  try:\n    pid = os.fork()\n  except OSError:\n    break\n  if pid == 0:\n    import time; time.sleep(3); os._exit(0)\n  n += 1\nprint('forked', n)\"\n\
+         python3 -c 'b = bytearray(4 << 30)' && echo LEAK-memory || echo memory-denied\n\
+         echo done",
+        victim = victim.display(),
+        sock = socket_path.display(),
+    );
+    let yaml =
+        format!("steps:\n  - name: Hostile\n    uses: script\n    with:\n      run: {script:?}\n");
+    publish(&d, "hello_world", "hostile", &yaml);
+    let id = start(
+        &d,
+        "/projects/hello_world/workflows/hostile",
+        serde_json::json!({}),
+    );
+    let run = d.wait_status(&id, "succeeded");
+    assert_eq!(step(&run, "1")["summary"], "done", "{run:#}");
+    let logs = d.cli(&["runs", "logs", &id]).stdout;
+    assert!(!logs.contains("LEAK"), "{logs}");
+    assert!(!logs.contains("inherited-secret-77"), "{logs}");
+    for denied in [
+        "fd-closed",
+        "chmod-denied",
+        "chown-denied",
+        "touch-denied",
+        "xattr-denied",
+        "socket-denied",
+        "memory-denied",
+    ] {
+        assert!(logs.contains(denied), "{denied}: {logs}");
+    }
+    let forked: u32 = logs
+        .lines()
+        .find_map(|l| l.split("forked ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(forked < 40, "{forked} processes");
+    let after = std::fs::metadata(&victim).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (before.mode(), before.uid(), before.mtime()),
+        (after.mode(), after.uid(), after.mtime())
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the host socket saw a connection"
+    );
+    still_serves(&d);
 }
