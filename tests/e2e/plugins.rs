@@ -230,3 +230,26 @@ fn a_plugin_takes_a_built_ins_name_only_when_the_operator_says_so() {
     assert_ne!(list.code, 0, "{}", list.stdout);
     assert!(list.stderr.contains("replace_builtin"), "{}", list.stderr);
 }
+
+#[test]
+fn installing_again_swaps_the_plugin_whole_and_leaves_nothing_behind() {
+    let sb = Sandbox::new();
+    let dir = echo_named(&sb, "mine", "mine");
+    let dir = dir.to_str().unwrap();
+    for _ in 0..2 {
+        let ran = sb.wasmops(&["plugins", "install", dir]);
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+    }
+    let left: Vec<String> = std::fs::read_dir(sb.path("data/plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["mine"], "staging folders left behind");
+    // A folder that no longer holds a valid plugin installs nothing and keeps the old one.
+    std::fs::write(sb.path("mine/plugin.toml"), "name = \"mine\"\n").unwrap();
+    let ran = sb.wasmops(&["plugins", "install", dir]);
+    assert_ne!(ran.code, 0);
+    assert!(sb.path("data/plugins/mine/plugin.toml").is_file());
+    let inspect = sb.wasmops(&["plugins", "inspect", "mine"]);
+    assert_eq!(inspect.code, 0, "{}", inspect.stderr);
+}

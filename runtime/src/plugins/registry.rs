@@ -185,11 +185,10 @@ impl Registry {
     /// this host, the export of its kind), copies it into `<data>/plugins/NAME` whole, and makes
     /// it available.
     pub fn install(&self, dir: &Path, data: &Path) -> Result<Arc<Plugin>, String> {
-        let plugin = self.read_plugin(dir)?;
-        self.sandbox
-            .pre_instantiate(&plugin)
-            .map_err(|e| e.to_string())?;
-        let name = plugin.name().to_string();
+        // The name and component path, from the folder as it is now; everything that is checked
+        // is checked again on the copy below, which is what gets installed.
+        let first = self.read_plugin(dir)?;
+        let name = first.name().to_string();
         let plugins = data.join("plugins");
         let dest = plugins.join(&name);
         // The manifest allows plain words only; never touch anything but a child of plugins/.
@@ -199,21 +198,58 @@ impl Registry {
             ));
         }
         self.check_may_take(&name, &Origin::Directory(dest.clone()))?;
-        let staging = plugins.join(format!(".{name}.installing"));
         let io = |e: std::io::Error| format!("cannot install {name}: {e}");
-        let _ = std::fs::remove_dir_all(&staging);
-        let component = Path::new(&plugin.manifest.component);
+        // A staging folder of this install's own: two installs of one name never share one.
+        let staging = plugins.join(format!(".{name}.{:08x}.installing", rand::random::<u32>()));
+        let component = Path::new(&first.manifest.component);
         let component_dir = staging.join(component.parent().unwrap_or(Path::new("")));
         std::fs::create_dir_all(&component_dir).map_err(io)?;
-        copy_synced(&dir.join("plugin.toml"), &staging.join("plugin.toml")).map_err(io)?;
-        copy_synced(&dir.join(component), &staging.join(component)).map_err(io)?;
-        sync_dir(&component_dir).map_err(io)?;
-        sync_dir(&staging).map_err(io)?;
-        // Swap in whole, so a reader sees the old plugin or the new one, never half of each,
-        // and make the rename itself durable before saying it is installed.
-        let _ = std::fs::remove_dir_all(&dest);
-        std::fs::rename(&staging, &dest).map_err(io)?;
+        let staged = (|| {
+            copy_synced(&dir.join("plugin.toml"), &staging.join("plugin.toml"))?;
+            copy_synced(&dir.join(component), &staging.join(component))?;
+            let mut synced = component_dir.clone();
+            while synced.starts_with(&staging) {
+                sync_dir(&synced)?;
+                if !synced.pop() {
+                    break;
+                }
+            }
+            Ok(())
+        })()
+        .map_err(io)
+        .and_then(|()| {
+            // The copy is what is checked: a folder changed between the reads installs
+            // nothing it did not check.
+            let plugin = self.read_plugin(&staging)?;
+            if plugin.name() != name {
+                return Err(format!("plugin `{name}` changed while it was installed"));
+            }
+            self.sandbox
+                .pre_instantiate(&plugin)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = staged {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        // Swap in whole (an exchange when one is installed already), so a reader or a crash
+        // sees the old plugin or the new one, never neither; then make it durable.
+        let swapped = if dest.exists() {
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &staging,
+                rustix::fs::CWD,
+                &dest,
+                rustix::fs::RenameFlags::EXCHANGE,
+            )
+            .map_err(std::io::Error::from)
+        } else {
+            std::fs::rename(&staging, &dest)
+        };
+        swapped.map_err(io)?;
         sync_dir(&plugins).map_err(io)?;
+        // After an exchange the staging path holds the old copy.
+        let _ = std::fs::remove_dir_all(&staging);
         self.load_plugin(&dest)?;
         self.get(&name)
             .ok_or_else(|| format!("plugin `{name}` vanished while it was installed"))
