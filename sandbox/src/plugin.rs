@@ -138,6 +138,18 @@ impl Sandbox {
     ) -> Result<Plugin, LoadError> {
         let wasm = wasm.into();
         let (operator, basis) = match (self.operator.get(&manifest.name), provenance) {
+            // Letting a plugin take a built-in's name is not consent to what it requests.
+            (Some(section), Provenance::Added)
+                if section.replace_builtin && section.only_replaces_builtin() =>
+            {
+                (
+                    OperatorGrant {
+                        replace_builtin: true,
+                        ..OperatorGrant::defaults()
+                    },
+                    GrantBasis::Defaults,
+                )
+            }
             (Some(section), _) => (section.clone(), GrantBasis::OperatorSection),
             (None, Provenance::BuiltIn) => (OperatorGrant::default(), GrantBasis::BuiltInRequest),
             (None, Provenance::Added) => (OperatorGrant::defaults(), GrantBasis::Defaults),

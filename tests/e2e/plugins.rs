@@ -225,6 +225,12 @@ fn a_plugin_takes_a_built_ins_name_only_when_the_operator_says_so() {
     assert!(sb.path("data/plugins/wait/plugin.toml").is_file());
     let inspect = sb.wasmops(&["plugins", "inspect", "wait", "--config", config]);
     assert!(!inspect.stdout.contains("built-in"), "{}", inspect.stdout);
+    // Allowed to take the name, it still gets only the defaults until a section grants more.
+    assert!(
+        inspect.stdout.contains("granted by:   defaults"),
+        "{}",
+        inspect.stdout
+    );
     // Without the setting, the installed impostor stops the start rather than shadowing.
     let list = sb.wasmops(&["plugins", "list"]);
     assert_ne!(list.code, 0, "{}", list.stdout);

@@ -115,6 +115,19 @@ impl LimitGrant {
 }
 
 impl OperatorGrant {
+    /// A section that says nothing but `replace_builtin = true`: letting a plugin take a
+    /// built-in's name is not consent to everything it requests.
+    pub fn only_replaces_builtin(&self) -> bool {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            // A switch left off (`allow_private_http = false`) says no more than its absence.
+            .is_some_and(|keys| {
+                keys.iter()
+                    .all(|(k, v)| k == "replace_builtin" || *v == serde_json::Value::Bool(false))
+            })
+    }
+
     /// What an added plugin gets when the operator wrote no section for it: every list empty,
     /// no network for its programs, no private hosts, and no limit above the defaults. Its log
     /// and the workspace (which the host gives every step) stay as requested.
@@ -398,6 +411,20 @@ timeout = "5m"
             "a higher operator limit is ignored"
         );
         assert_eq!(g.limits.timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_section_that_only_replaces_a_builtin_is_not_a_grant() {
+        let only: OperatorGrant = toml::from_str("replace_builtin = true").unwrap();
+        assert!(only.only_replaces_builtin());
+        let more: OperatorGrant = toml::from_str("replace_builtin = true\nexec = []").unwrap();
+        assert!(!more.only_replaces_builtin());
+        assert!(!OperatorGrant::defaults().only_replaces_builtin());
+        let empty: OperatorGrant = toml::from_str("").unwrap();
+        assert!(
+            empty.only_replaces_builtin(),
+            "an empty section has no keys at all"
+        );
     }
 
     #[test]

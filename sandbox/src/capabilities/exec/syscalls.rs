@@ -33,7 +33,16 @@ const SUID_SGID: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
 
 /// The filters to install, in order: the refusals answering EPERM ("Operation not
 /// permitted", as Docker's default profile answers them), then `clone3` answering ENOSYS.
+/// Compiled once per process for each answer to `network`.
 pub(super) fn filters(network: bool) -> Result<Vec<BpfProgram>, String> {
+    static COMPILED: [std::sync::OnceLock<Result<Vec<BpfProgram>, String>>; 2] =
+        [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    COMPILED[usize::from(network)]
+        .get_or_init(|| compile_filters(network))
+        .clone()
+}
+
+fn compile_filters(network: bool) -> Result<Vec<BpfProgram>, String> {
     let arch = TargetArch::try_from(std::env::consts::ARCH)
         .map_err(|e| format!("seccomp: unsupported architecture: {e:?}"))?;
     let err = |e: seccompiler::BackendError| format!("seccomp filter: {e}");
