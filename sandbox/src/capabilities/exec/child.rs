@@ -76,6 +76,9 @@ pub(super) struct ChildPlan {
     pub(super) seccomp: Vec<seccompiler::BpfProgram>,
     /// The daemon's pid: a keeper whose parent is already gone exits at once.
     pub(super) daemon_pid: libc::pid_t,
+    /// `cgroup.procs` files of the run's cgroup, joined first so that everything the program
+    /// starts is inside.
+    pub(super) cgroup_procs: Vec<CString>,
     /// With a PID namespace: what init and the program need (see [`ChildPlan::under_init`]).
     pub(super) init: Option<InitPlan>,
 }
@@ -164,6 +167,7 @@ impl Default for ChildPlan {
             seccomp: Vec::new(),
             // SAFETY: getpid has no failure mode.
             daemon_pid: unsafe { libc::getpid() },
+            cgroup_procs: Vec::new(),
             init: None,
         }
     }
@@ -185,6 +189,10 @@ impl ChildPlan {
     /// Runs in the child after fork: system calls only, on memory prepared before the fork.
     /// Returns in the process that goes on to exec the program.
     fn enter(&self) -> io::Result<()> {
+        for procs in &self.cgroup_procs {
+            // "0" is the writing process itself.
+            write_file(procs, b"0")?;
+        }
         if self.unshare != 0 {
             unshare(self.unshare)?;
         }

@@ -8,6 +8,7 @@
 //! [`Unconfined`] says whether a daemon lacking a feature refuses to run programs or runs them
 //! with what it has and a warning.
 
+pub(super) use super::cgroup::RunCgroup;
 pub(super) use super::child::ExecTarget;
 use super::child::{self, CAP_NET_RAW, ChildPlan, KEEP_CAPS, Rlimit};
 use super::probe::{ConfinementSupport, support};
@@ -91,8 +92,9 @@ impl Confinement {
         &self,
         cmd: &mut Command,
         target: ExecTarget,
+        cgroup: Option<&RunCgroup>,
     ) -> Result<Option<String>, String> {
-        self.apply_with(support(), cmd, target)
+        self.apply_with(support(), cmd, target, cgroup)
     }
 
     pub(super) fn apply_with(
@@ -100,6 +102,7 @@ impl Confinement {
         support: &ConfinementSupport,
         cmd: &mut Command,
         target: ExecTarget,
+        cgroup: Option<&RunCgroup>,
     ) -> Result<Option<String>, String> {
         let missing = support.missing(self.network);
         let warning = if missing.is_empty() {
@@ -170,6 +173,7 @@ impl Confinement {
             plan.under_init(target);
         }
         plan.rlimits = self.limits.rlimits();
+        plan.cgroup_procs = cgroup.map(RunCgroup::procs).unwrap_or_default();
         plan.run_as = self.run_as;
         if child::is_root() && self.run_as.is_none_or(|(uid, _)| uid == 0) {
             let raw = if self.network { 1 << CAP_NET_RAW } else { 0 };
@@ -235,7 +239,9 @@ mod tests {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let target = ExecTarget::new(program, args.iter().map(OsStr::new), env).unwrap();
-        let warning = conf.apply_with(support, &mut cmd, target).expect("apply");
+        let warning = conf
+            .apply_with(support, &mut cmd, target, None)
+            .expect("apply");
         if support.complete() {
             assert_eq!(warning, None, "full support expected");
         }
@@ -782,9 +788,55 @@ mod tests {
         cmd.args(args).current_dir(workspace.path());
         let target =
             ExecTarget::new(Path::new("/bin/bash"), args.iter().map(OsStr::new), []).unwrap();
-        conf.apply(&mut cmd, target).unwrap();
+        conf.apply(&mut cmd, target, None).unwrap();
         let status = cmd.status().await.unwrap();
         assert_eq!(status.code(), Some(128 + libc::SIGXFSZ));
+    }
+
+    /// Shared memory escapes RLIMIT_DATA and a root program escapes RLIMIT_NPROC; the run's
+    /// cgroup bounds both, and says which bound was hit.
+    #[tokio::test]
+    async fn the_runs_cgroup_bounds_shared_memory_and_a_root_fork_bomb() {
+        require_support();
+        assert!(support().cgroups, "no cgroups here: {}", support().detail);
+        let workspace = tempfile::tempdir().unwrap();
+        let python = on_path("python3");
+        let conf = Confinement {
+            read_write: vec![workspace.path().to_path_buf()],
+            read_only: program_roots(&python),
+            ..Confinement::default()
+        };
+        let run_in = |code: &'static str, cgroup: RunCgroup| {
+            let conf = conf.clone();
+            let python = python.clone();
+            let cwd = workspace.path().to_path_buf();
+            async move {
+                let args = ["-c", code];
+                let mut cmd = Command::new(&python);
+                cmd.args(args)
+                    .current_dir(&cwd)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                let target = ExecTarget::new(&python, args.iter().map(OsStr::new), []).unwrap();
+                conf.apply(&mut cmd, target, Some(&cgroup)).unwrap();
+                let out = cmd.output().await.unwrap();
+                (out, cgroup.bound_hit())
+            }
+        };
+        let shared = "import mmap\nm = mmap.mmap(-1, 1 << 30)\nfor i in range(0, 1 << 30, 4096): m[i] = 1\nprint('touched')";
+        let (out, hit) = run_in(shared, RunCgroup::create(128 << 20, 100).unwrap()).await;
+        assert!(
+            !out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(hit.is_some_and(|h| h.contains("program_memory")), "{hit:?}");
+
+        let bomb = "import os, time\nn = 0\nfor _ in range(100):\n  try:\n    pid = os.fork()\n  except OSError:\n    break\n  if pid == 0:\n    time.sleep(3); os._exit(0)\n  n += 1\nprint(n)";
+        let (out, hit) = run_in(bomb, RunCgroup::create(1 << 30, 10).unwrap()).await;
+        let started: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!(started < 10, "{started}");
+        assert!(hit.is_some_and(|h| h.contains("processes")), "{hit:?}");
     }
 
     #[tokio::test]
@@ -917,19 +969,20 @@ mod tests {
             pid_namespaces: false,
             read_only_mounts: false,
             seccomp: false,
+            cgroups: false,
             needs_user_namespace: false,
             detail: "landlock: not built into this kernel".into(),
         };
         let mut conf = Confinement::default();
         let err = conf
-            .apply_with(&none, &mut Command::new("true"), true_target())
+            .apply_with(&none, &mut Command::new("true"), true_target(), None)
             .unwrap_err();
         assert!(err.contains("Landlock") && err.contains("network"), "{err}");
         assert!(err.contains("not built into this kernel"), "{err}");
 
         conf.unconfined = Unconfined::Allow;
         let warning = conf
-            .apply_with(&none, &mut Command::new("true"), true_target())
+            .apply_with(&none, &mut Command::new("true"), true_target(), None)
             .unwrap()
             .expect("a warning");
         assert!(warning.starts_with("warning:"), "{warning}");
@@ -937,7 +990,7 @@ mod tests {
         // Network granted: only Landlock is missing.
         conf.network = true;
         let warning = conf
-            .apply_with(&none, &mut Command::new("true"), true_target())
+            .apply_with(&none, &mut Command::new("true"), true_target(), None)
             .unwrap()
             .unwrap();
         assert!(!warning.contains("network"), "{warning}");
@@ -955,11 +1008,12 @@ mod tests {
             pid_namespaces: true,
             read_only_mounts: true,
             seccomp: true,
+            cgroups: true,
             needs_user_namespace: false,
             detail: String::new(),
         };
         let err = conf
-            .apply_with(&full, &mut Command::new("true"), true_target())
+            .apply_with(&full, &mut Command::new("true"), true_target(), None)
             .unwrap_err();
         assert!(err.contains("/nonexistent/wasmops-grant"), "{err}");
     }

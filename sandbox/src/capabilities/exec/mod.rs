@@ -8,6 +8,7 @@
 //! - [`confine`]: the policy of one program run, from the grants and the call;
 //! - `child`: the code between fork and exec (all of exec's `unsafe`).
 
+mod cgroup;
 mod child;
 pub mod confine;
 pub mod probe;
@@ -248,9 +249,25 @@ impl ExecState {
             // Its own process group, so a timeout also stops what the program started.
             .process_group(0)
             .kill_on_drop(true);
-        if let Some(warning) = self.confinement.apply(&mut cmd, target).map_err(|e| {
-            ExecError::Failed(format!("exec: `{}` cannot run confined: {e}", req.program))
-        })? {
+        // The run's memory and processes in all, where the kernel lets the daemon bound them
+        // (rlimits stay the floor everywhere).
+        let cgroup = probe::support()
+            .cgroups
+            .then(|| {
+                confine::RunCgroup::create(
+                    self.confinement.limits.memory.unwrap_or(u64::MAX),
+                    self.confinement.limits.processes.unwrap_or(u64::MAX),
+                )
+                .ok()
+            })
+            .flatten();
+        if let Some(warning) = self
+            .confinement
+            .apply(&mut cmd, target, cgroup.as_ref())
+            .map_err(|e| {
+                ExecError::Failed(format!("exec: `{}` cannot run confined: {e}", req.program))
+            })?
+        {
             self.log.push("warn", &warning);
         }
         if let Some((uid, gid)) = self.confinement.run_as {
@@ -300,7 +317,12 @@ impl ExecState {
             )));
         }
         let exit_code = status.and_then(|s| s.code());
-        if let Some(bound) = exit_code.and_then(bound_hit) {
+        let bound = cgroup
+            .as_ref()
+            .and_then(confine::RunCgroup::bound_hit)
+            .or_else(|| exit_code.and_then(bound_hit));
+        drop(cgroup);
+        if let Some(bound) = bound {
             let line = format!("wasmops: `{}` was stopped: {bound}\n", req.program);
             self.log.push("stderr", &line);
             stderr.extend_from_slice(line.as_bytes());

@@ -21,6 +21,9 @@ pub struct ConfinementSupport {
     pub read_only_mounts: bool,
     /// A test child could install a seccomp filter.
     pub seccomp: bool,
+    /// A cgroup per program run can be made (v2 delegated, or v1 memory and pids): memory and
+    /// processes bounded for the whole run, not only per process by rlimits. Not required.
+    pub cgroups: bool,
     /// The namespaces need a user namespace too (no CAP_SYS_ADMIN in the daemon).
     pub needs_user_namespace: bool,
     /// One clause per feature, `; `-separated, with the reason when it is missing.
@@ -163,7 +166,18 @@ pub fn probe() -> ConfinementSupport {
         }
     };
 
+    let cgroups = match super::cgroup::probe() {
+        Ok(()) => {
+            detail.push("cgroups: a cgroup per program run (memory and processes)".into());
+            true
+        }
+        Err(e) => {
+            detail.push(format!("cgroups: unavailable ({e}); rlimits only"));
+            false
+        }
+    };
     ConfinementSupport {
+        cgroups,
         landlock_abi,
         network_namespaces,
         pid_namespaces,
