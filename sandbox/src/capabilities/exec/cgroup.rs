@@ -81,80 +81,105 @@ pub(super) fn probe() -> Result<(), String> {
     Ok(())
 }
 
-/// One program run's cgroup (one directory per hierarchy), removed when dropped.
+/// One program run's cgroup: a slot (one directory per hierarchy) with the run's bounds
+/// written into it, and the counts of bounds hit before the run, to tell this run's apart.
 pub(super) struct RunCgroup {
+    slot: Option<Slot>,
+    baseline: (u64, u64),
+}
+
+/// Cgroup directories for one program run at a time. Making a memory cgroup costs
+/// milliseconds (and removing one waits for the kernel to take it offline), so empty slots go
+/// back to a small pool instead.
+struct Slot {
     dirs: Vec<PathBuf>,
     /// `cgroup.procs` of each, for the child to write itself into.
     procs: Vec<CString>,
-    events: Events,
+    /// Where the kernel writes the memory and pids limits, and counts the bounds hit.
+    memory_limit: PathBuf,
+    pids_limit: PathBuf,
+    memory_events: PathBuf,
+    pids_events: PathBuf,
 }
 
-/// Where the kernel counts the bounds that were hit.
-enum Events {
-    V2 { memory: PathBuf, pids: PathBuf },
-    V1 { memory: PathBuf, pids: PathBuf },
-}
+/// Empty slots kept for the next program runs.
+static POOL: std::sync::Mutex<Vec<Slot>> = std::sync::Mutex::new(Vec::new());
+const POOL_SIZE: usize = 16;
 
-impl RunCgroup {
-    /// A cgroup bounded to `memory` bytes and `processes` tasks in all.
-    pub(super) fn create(memory: u64, processes: u64) -> Result<RunCgroup, String> {
+impl Slot {
+    fn create() -> Result<Slot, String> {
         let name = format!("wasmops-{:016x}", rand_id());
         let io = |what: &Path, e: std::io::Error| format!("cgroup {}: {e}", what.display());
-        let write =
-            |file: PathBuf, value: String| std::fs::write(&file, value).map_err(|e| io(&file, e));
-        let mut cgroup = RunCgroup {
-            dirs: Vec::new(),
-            procs: Vec::new(),
-            events: Events::V2 {
-                memory: PathBuf::new(),
-                pids: PathBuf::new(),
-            },
-        };
-        match layout()? {
+        let mut dirs = Vec::new();
+        let slot = match layout()? {
             Layout::V2(parent) => {
                 let dir = parent.join(&name);
                 std::fs::create_dir(&dir).map_err(|e| io(&dir, e))?;
-                cgroup.dirs.push(dir.clone());
-                write(dir.join("memory.max"), memory.to_string())?;
+                dirs.push(dir.clone());
                 // Swapping out would let a program use far more than its bound, slowly.
-                let _ = write(dir.join("memory.swap.max"), "0".into());
-                write(dir.join("pids.max"), processes.to_string())?;
-                cgroup.events = Events::V2 {
-                    memory: dir.join("memory.events"),
-                    pids: dir.join("pids.events"),
-                };
-            }
-            Layout::V1 { memory: m, pids: p } => {
-                let (mdir, pdir) = (m.join(&name), p.join(&name));
-                for dir in [&mdir, &pdir] {
-                    std::fs::create_dir(dir).map_err(|e| io(dir, e))?;
-                    cgroup.dirs.push(dir.clone());
+                let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+                Slot {
+                    memory_limit: dir.join("memory.max"),
+                    pids_limit: dir.join("pids.max"),
+                    memory_events: dir.join("memory.events"),
+                    pids_events: dir.join("pids.events"),
+                    dirs,
+                    procs: Vec::new(),
                 }
-                write(mdir.join("memory.limit_in_bytes"), memory.to_string())?;
-                let _ = write(mdir.join("memory.memsw.limit_in_bytes"), memory.to_string());
-                write(pdir.join("pids.max"), processes.to_string())?;
-                cgroup.events = Events::V1 {
-                    memory: mdir.join("memory.oom_control"),
-                    pids: pdir.join("pids.events"),
-                };
             }
-        }
-        cgroup.procs = cgroup
+            Layout::V1 { memory, pids } => {
+                let (mdir, pdir) = (memory.join(&name), pids.join(&name));
+                for dir in [&mdir, &pdir] {
+                    if let Err(e) = std::fs::create_dir(dir) {
+                        for made in &dirs {
+                            let _ = std::fs::remove_dir(made);
+                        }
+                        return Err(io(dir, e));
+                    }
+                    dirs.push(dir.clone());
+                }
+                Slot {
+                    memory_limit: mdir.join("memory.limit_in_bytes"),
+                    pids_limit: pdir.join("pids.max"),
+                    memory_events: mdir.join("memory.oom_control"),
+                    pids_events: pdir.join("pids.events"),
+                    dirs,
+                    procs: Vec::new(),
+                }
+            }
+        };
+        let procs = slot
             .dirs
             .iter()
             .map(|d| CString::new(d.join("cgroup.procs").into_os_string().into_encoded_bytes()))
-            .collect::<Result<_, _>>()
-            .map_err(|_| "cgroup path with a NUL byte".to_string())?;
-        Ok(cgroup)
+            .collect::<Result<_, _>>();
+        match procs {
+            Ok(procs) => Ok(Slot { procs, ..slot }),
+            Err(_) => {
+                slot.remove_later();
+                Err("cgroup path with a NUL byte".into())
+            }
+        }
     }
 
-    /// The `cgroup.procs` files the child joins.
-    pub(super) fn procs(&self) -> Vec<CString> {
-        self.procs.clone()
+    fn bound(&self, memory: u64, processes: u64) -> Result<(), String> {
+        let write = |file: &Path, value: u64| {
+            std::fs::write(file, value.to_string())
+                .map_err(|e| format!("cgroup {}: {e}", file.display()))
+        };
+        write(&self.memory_limit, memory)?;
+        // v1 only: memory and swap together, where swap accounting is on.
+        if let Some(dir) = self.memory_limit.parent() {
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                let _ = write(&memsw, memory);
+            }
+        }
+        write(&self.pids_limit, processes)
     }
 
-    /// Which bound the run hit, if the kernel counted one.
-    pub(super) fn bound_hit(&self) -> Option<&'static str> {
+    /// The kernel's counts so far: memory-cgroup OOM kills, and forks refused at pids.max.
+    fn counts(&self) -> (u64, u64) {
         let count = |file: &Path, key: &str| {
             std::fs::read_to_string(file)
                 .unwrap_or_default()
@@ -162,12 +187,80 @@ impl RunCgroup {
                 .find_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        let (memory, pids) = match &self.events {
-            Events::V2 { memory, pids } | Events::V1 { memory, pids } => (memory, pids),
+        (
+            count(&self.memory_events, "oom_kill "),
+            count(&self.pids_events, "max "),
+        )
+    }
+
+    fn is_empty(&self) -> bool {
+        self.dirs.iter().all(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty())
+        })
+    }
+
+    /// Removes the directories once their processes are gone, which after a kill (cancel,
+    /// timeout) takes the kernel a moment, on a thread of its own.
+    fn remove_later(self) {
+        std::thread::spawn(move || {
+            for _ in 0..100 {
+                if self
+                    .dirs
+                    .iter()
+                    .all(|d| std::fs::remove_dir(d).is_ok() || !d.exists())
+                {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+    }
+}
+
+impl RunCgroup {
+    /// A cgroup bounded to `memory` bytes and `processes` tasks in all.
+    pub(super) fn create(memory: u64, processes: u64) -> Result<RunCgroup, String> {
+        let pooled = POOL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let slot = match pooled {
+            Some(slot) if slot.bound(memory, processes).is_ok() => slot,
+            Some(stale) => {
+                stale.remove_later();
+                let slot = Slot::create()?;
+                slot.bound(memory, processes)?;
+                slot
+            }
+            None => {
+                let slot = Slot::create()?;
+                if let Err(e) = slot.bound(memory, processes) {
+                    slot.remove_later();
+                    return Err(e);
+                }
+                slot
+            }
         };
-        if count(memory, "oom_kill ") > 0 {
+        Ok(RunCgroup {
+            baseline: slot.counts(),
+            slot: Some(slot),
+        })
+    }
+
+    /// The `cgroup.procs` files the child joins.
+    pub(super) fn procs(&self) -> Vec<CString> {
+        self.slot
+            .as_ref()
+            .map(|s| s.procs.clone())
+            .unwrap_or_default()
+    }
+
+    /// Which bound this run hit, if the kernel counted one.
+    pub(super) fn bound_hit(&self) -> Option<&'static str> {
+        let (oom, max) = self.slot.as_ref()?.counts();
+        if oom > self.baseline.0 {
             Some("its memory limit was reached ([limits] program_memory, for the whole run)")
-        } else if count(pids, "max ") > 0 {
+        } else if max > self.baseline.1 {
             Some("its process limit was reached ([limits] processes)")
         } else {
             None
@@ -177,24 +270,17 @@ impl RunCgroup {
 
 impl Drop for RunCgroup {
     fn drop(&mut self) {
-        // Empty once its processes are gone, which after a kill (cancel, timeout) takes the
-        // kernel a moment: try now, then keep trying on a thread of its own for a while.
-        let dirs: Vec<PathBuf> = std::mem::take(&mut self.dirs)
-            .into_iter()
-            .filter(|d| std::fs::remove_dir(d).is_err() && d.exists())
-            .collect();
-        if !dirs.is_empty() {
-            std::thread::spawn(move || {
-                for _ in 0..100 {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    if dirs
-                        .iter()
-                        .all(|d| std::fs::remove_dir(d).is_ok() || !d.exists())
-                    {
-                        return;
-                    }
-                }
-            });
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        let mut pool = POOL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < POOL_SIZE && slot.is_empty() {
+            pool.push(slot);
+        } else {
+            drop(pool);
+            slot.remove_later();
         }
     }
 }
