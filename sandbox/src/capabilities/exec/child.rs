@@ -280,7 +280,7 @@ impl ChildPlan {
                 }
             }
             // Only the right to look through directories, kept across exec: programs
-            // installed under a private home (pyenv, nvm, /root/.cargo) must still start, and
+            // installed under a private home (pyenv, nvm, cargo install) must still start, and
             // the workspace may sit beneath a directory only root may enter. Landlock, not file
             // modes, decides what can be read; open_by_handle_at, the one call this
             // capability would let go around Landlock, is refused by the seccomp filter.
