@@ -651,11 +651,7 @@ mod tests {
             path.display().to_string()
         );
         let python = on_path("python3");
-        let mut conf = Confinement {
-            read_write: vec![workspace.path().to_path_buf()],
-            read_only: program_roots(&python),
-            ..Confinement::default()
-        };
+        let mut conf = for_program(workspace.path(), &python);
         let out = run(&conf, &python, &["-c", &script], workspace.path()).await;
         assert!(!out.ok, "{}", out.stdout);
         assert!(
@@ -683,11 +679,7 @@ mod tests {
         let host_log = std::os::unix::net::UnixDatagram::bind(&log).unwrap();
         host_log.set_nonblocking(true).unwrap();
         let python = on_path("python3");
-        let conf = Confinement {
-            read_write: vec![workspace.path().to_path_buf()],
-            read_only: program_roots(&python),
-            ..Confinement::default()
-        };
+        let conf = for_program(workspace.path(), &python);
         let script = format!(
             "import os, socket, ctypes\n\
              def tried(name, f):\n\
@@ -739,8 +731,6 @@ mod tests {
         let workspace = tempfile::tempdir().unwrap();
         let python = on_path("python3");
         let conf = Confinement {
-            read_write: vec![workspace.path().to_path_buf()],
-            read_only: program_roots(&python),
             // A uid of its own, so that the process count is this test's alone.
             run_as: Some((64_999, 64_999)),
             limits: ProgramLimits {
@@ -749,7 +739,7 @@ mod tests {
                 cpu_seconds: Some(1),
                 file_size: Some(1 << 20),
             },
-            ..Confinement::default()
+            ..for_program(workspace.path(), &python)
         };
         workspace_to(workspace.path(), 64_999);
         // A fork bomb stops at the limit; the test machine and the daemon carry on.
@@ -801,11 +791,7 @@ mod tests {
         assert!(support().cgroups, "no cgroups here: {}", support().detail);
         let workspace = tempfile::tempdir().unwrap();
         let python = on_path("python3");
-        let conf = Confinement {
-            read_write: vec![workspace.path().to_path_buf()],
-            read_only: program_roots(&python),
-            ..Confinement::default()
-        };
+        let conf = for_program(workspace.path(), &python);
         let run_in = |code: &'static str, cgroup: RunCgroup| {
             let conf = conf.clone();
             let python = python.clone();
@@ -846,10 +832,8 @@ mod tests {
         let workspace = tempfile::tempdir().unwrap();
         let python = on_path("python3");
         let conf = Confinement {
-            read_write: vec![workspace.path().to_path_buf()],
-            read_only: program_roots(&python),
             run_as: Some((65534, 65534)),
-            ..Confinement::default()
+            ..for_program(workspace.path(), &python)
         };
         workspace_to(workspace.path(), 65534);
         // python3 may live beneath /root (pyenv): reaching it needs the kept search right.
@@ -898,6 +882,15 @@ mod tests {
         assert!(out.stdout.contains("self-ok"), "{}", out.stdout);
     }
 
+    /// What exec gives `program`: the workspace read-write, its install prefixes read-only.
+    fn for_program(workspace: &Path, program: &Path) -> Confinement {
+        Confinement {
+            read_write: vec![workspace.to_path_buf()],
+            read_only: program_roots(program),
+            ..Confinement::default()
+        }
+    }
+
     fn on_path(name: &str) -> PathBuf {
         resolve_program(name)
             .unwrap_or_else(|| panic!("`{name}` is not on PATH; this test needs it"))
@@ -908,11 +901,7 @@ mod tests {
         require_support();
         let workspace = tempfile::tempdir().unwrap();
         let python = on_path("python3");
-        let conf = Confinement {
-            read_write: vec![workspace.path().to_path_buf()],
-            read_only: program_roots(&python),
-            ..Confinement::default()
-        };
+        let conf = for_program(workspace.path(), &python);
         let out = run(
             &conf,
             &python,
@@ -940,11 +929,7 @@ mod tests {
         require_support();
         let workspace = tempfile::tempdir().unwrap();
         let node = on_path("node");
-        let conf = Confinement {
-            read_write: vec![workspace.path().to_path_buf()],
-            read_only: program_roots(&node),
-            ..Confinement::default()
-        };
+        let conf = for_program(workspace.path(), &node);
         let out = run(
             &conf,
             &node,
