@@ -110,11 +110,6 @@ impl Catalog {
         Ok(self.store.put_blob(sha256, bytes).await?)
     }
 
-    /// The contents of a project file, by digest.
-    pub async fn file(&self, sha256: &str) -> Result<Option<Vec<u8>>, CatalogError> {
-        Ok(self.store.blob(sha256).await?)
-    }
-
     /// Projects arriving through the API carry their files by digest, uploaded first; a host
     /// directory is never taken from a caller (it would become a read grant for programs).
     async fn check_files(&self, sources: &[ProjectSource]) -> Result<(), CatalogError> {
@@ -130,7 +125,7 @@ impl Catalog {
             crate::project_files::check_set(&source.files)
                 .map_err(|e| CatalogError::Invalid(format!("{}: {e}", source.file)))?;
             for (name, entry) in &source.files {
-                if self.store.blob(&entry.sha256).await?.is_none() {
+                if !self.store.has_blob(&entry.sha256).await? {
                     return Err(CatalogError::Invalid(format!(
                         "{}: project file `{name}` (sha256 {}) was not uploaded; \
                          PUT /api/v1/files/{} first",

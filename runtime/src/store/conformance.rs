@@ -465,12 +465,14 @@ async fn project_files_are_kept_by_digest(stores: &Stores) {
     let bytes = b"#!/bin/sh\necho deploy\n";
     let sha = crate::project_files::digest(bytes);
     assert_eq!(catalog.blob(&sha).await.unwrap(), None);
+    assert!(!catalog.has_blob(&sha).await.unwrap());
     catalog.put_blob(&sha, bytes).await.unwrap();
     catalog.put_blob(&sha, bytes).await.unwrap();
     assert_eq!(
         catalog.blob(&sha).await.unwrap().as_deref(),
         Some(&bytes[..])
     );
+    assert!(catalog.has_blob(&sha).await.unwrap());
 }
 
 /// One test per case for a backend: `$open` makes a fresh store (and whatever keeps it alive).

@@ -217,4 +217,8 @@ impl CatalogStore for MemoryStore {
     async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.state().blobs.get(sha256).cloned())
     }
+
+    async fn has_blob(&self, sha256: &str) -> Result<bool, StoreError> {
+        Ok(self.state().blobs.contains_key(sha256))
+    }
 }

@@ -183,6 +183,8 @@ pub trait CatalogStore: Send + Sync {
     async fn put_blob(&self, sha256: &str, bytes: &[u8]) -> Result<(), StoreError>;
     /// The contents stored under `sha256`.
     async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Whether contents are stored under `sha256`, without reading them.
+    async fn has_blob(&self, sha256: &str) -> Result<bool, StoreError>;
 }
 
 /// Every run matching `query` (its cursor and limit aside), newest first, page after page.

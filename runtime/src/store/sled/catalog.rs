@@ -97,4 +97,8 @@ impl CatalogStore for SledStore {
     async fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.blobs.get(sha256.as_bytes())?.map(|b| b.to_vec()))
     }
+
+    async fn has_blob(&self, sha256: &str) -> Result<bool, StoreError> {
+        Ok(self.blobs.contains_key(sha256.as_bytes())?)
+    }
 }
