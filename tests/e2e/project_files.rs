@@ -2,7 +2,7 @@
 //! nothing beside the workflow (the config, the data directory, other runs) is readable by its
 //! programs, in the default layout of one project folder.
 
-use crate::daemon::{publish, start};
+use crate::daemon::start;
 use crate::daemon_support::{Daemon, JANE};
 use crate::support::{Sandbox, step};
 use serde_json::json;
@@ -136,5 +136,4 @@ fn applied_files_travel_to_the_daemon_and_a_caller_cannot_name_a_host_directory(
         body["detail"].as_str().unwrap().contains("run.sh"),
         "{body:#}"
     );
-    let _ = publish;
 }
