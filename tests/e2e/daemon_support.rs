@@ -21,8 +21,8 @@ pub struct Daemon {
     config: PathBuf,
     port: u16,
     child: Option<Child>,
-    /// Where the daemon's own output goes, when a test reads it.
-    log: Option<PathBuf>,
+    /// Where the daemon's own output goes: `daemon.log` beside the data directory.
+    log: PathBuf,
 }
 
 /// A config with four users, one per role: jane (admin, release-managers), ed (editor), bob
@@ -70,8 +70,7 @@ impl Daemon {
         Daemon::start_with(dir, None)
     }
 
-    /// A daemon whose config has `extra` appended (secrets, plugin grants) and whose own
-    /// output goes to `daemon.log` beside the data directory.
+    /// A daemon whose config has `extra` appended (secrets, plugin grants).
     pub fn start_logged(dir: &Path, extra: &str) -> Daemon {
         Daemon::start_with(dir, Some(extra))
     }
@@ -93,21 +92,20 @@ impl Daemon {
             config,
             port,
             child: None,
-            log: extra.map(|_| dir.join("daemon.log")),
+            log: dir.join("daemon.log"),
         };
         daemon.launch();
         daemon
     }
 
     fn launch(&mut self) {
-        let output = || match &self.log {
-            Some(path) => std::fs::OpenOptions::new()
+        let output = || {
+            std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(path)
+                .open(&self.log)
                 .map(Stdio::from)
-                .unwrap(),
-            None => Stdio::null(),
+                .unwrap()
         };
         let child = Command::new(env!("CARGO_BIN_EXE_wasmops"))
             .args(["up", "--listen", &format!("127.0.0.1:{}", self.port)])
@@ -128,7 +126,16 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("the daemon did not answer /healthz within 60s");
+        let exited = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "the daemon did not answer /healthz within 60s (exited: {exited:?}); the end of its log:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
     }
 
     /// SIGKILL: no shutdown code runs.
