@@ -108,7 +108,8 @@ const POOL_SIZE: usize = 16;
 
 impl Slot {
     fn create() -> Result<Slot, String> {
-        let name = format!("wasmops-{:016x}", rand_id());
+        // The daemon's pid in the name tells a later daemon's sweep whose slot it is.
+        let name = format!("wasmops-{}-{:016x}", std::process::id(), rand_id());
         let io = |what: &Path, e: std::io::Error| format!("cgroup {}: {e}", what.display());
         let mut dirs = Vec::new();
         let slot = match layout()? {
@@ -286,13 +287,24 @@ impl Drop for RunCgroup {
 }
 
 /// Removes the empty run cgroups a daemon killed mid-run left behind (a cgroup with
-/// processes in it cannot be removed, so a running one is never touched).
+/// processes in it cannot be removed, so a running one is never touched). Only those of
+/// daemons that are gone: another daemon on this host (tests run several at once) keeps its
+/// empty slots in its pool, and a slot swept away between its making and its program joining
+/// would fail that program.
 fn sweep(parent: &Path) {
     if let Ok(entries) = std::fs::read_dir(parent) {
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with("wasmops-") {
-                let _ = std::fs::remove_dir(entry.path());
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("wasmops-")) else {
+                continue;
+            };
+            let owner = rest
+                .split_once('-')
+                .and_then(|(pid, _)| pid.parse::<u32>().ok());
+            if owner.is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists()) {
+                continue;
             }
+            let _ = std::fs::remove_dir(entry.path());
         }
     }
 }
