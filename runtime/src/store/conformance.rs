@@ -550,6 +550,19 @@ mod sled_files {
         assert!(stores.catalog.workflow("/x").await.unwrap().is_some());
     }
 
+    #[test]
+    fn a_store_still_locked_by_the_last_daemon_opens_once_the_lock_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Stores::open(&StoreConfig::Sled, dir.path()).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            drop(held);
+        });
+        let reopened = Stores::open(&StoreConfig::Sled, dir.path());
+        release.join().unwrap();
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+    }
+
     #[tokio::test]
     async fn runs_an_older_binary_wrote_after_a_rollback_are_indexed_again() {
         let dir = tempfile::tempdir().unwrap();

@@ -44,6 +44,38 @@ impl From<::sled::Error> for StoreError {
     }
 }
 
+/// How long a starting daemon waits for the store's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens sled at `path`, first waiting a little while its lock is held. The lock is an
+/// `flock` on the database file, shared by every process holding a copy of its descriptor:
+/// when a daemon is killed, the processes it was starting programs from hold that copy until
+/// the kernel has delivered their own SIGKILL (parent-death signal), a few milliseconds later.
+/// A restart right after the kill (systemd, a supervisor) must not fail on that. sled reports
+/// a held lock only as text, so the wait tries the same lock itself, then lets it go.
+fn open_waiting_for_lock(path: &Path) -> Result<::sled::Db, ::sled::Error> {
+    if let Ok(file) = std::fs::File::open(path.join("db")) {
+        let started = std::time::Instant::now();
+        let mut said = false;
+        while let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+            if started.elapsed() >= LOCK_WAIT {
+                break;
+            }
+            if !said {
+                tracing::warn!(
+                    "the store {} is locked (another daemon, or the processes of one that was \
+                     just killed); waiting up to {}s",
+                    path.display(),
+                    LOCK_WAIT.as_secs()
+                );
+                said = true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    ::sled::Config::new().path(path).open()
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `dir/db`. Only one process may have it open.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
@@ -63,12 +95,9 @@ impl SledStore {
                  # The wasmops data directory (store, workspaces, plugins).\n",
             );
         }
-        let db = ::sled::Config::new()
-            .path(dir.join("db"))
-            .open()
-            .map_err(|e| {
-                StoreError::Backend(format!("cannot open the store in {}: {e}", dir.display()))
-            })?;
+        let db = open_waiting_for_lock(&dir.join("db")).map_err(|e| {
+            StoreError::Backend(format!("cannot open the store in {}: {e}", dir.display()))
+        })?;
         let store = SledStore {
             runs: db.open_tree("runs")?,
             steps: db.open_tree("steps")?,
