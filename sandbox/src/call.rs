@@ -34,6 +34,12 @@ impl Sandbox {
         let linked = self
             .linked(plugin)
             .map_err(|e| CallFailure::setup(name, e.to_string()))?;
+        // Waiting for a turn is not the plugin's time: its deadline starts once it has one.
+        let _turn = self
+            .turns
+            .acquire()
+            .await
+            .map_err(|e| CallFailure::setup(name, e.to_string()))?;
         let limits = &plugin.grants().limits;
         let wall = env
             .timeout

@@ -28,12 +28,19 @@ pub(crate) fn engine(tick: Duration) -> wasmtime::Result<Engine> {
     Ok(engine)
 }
 
+/// How many plugin calls run at once; more wait for a turn (see [`crate::Sandbox`]). Each
+/// holds a fiber stack from the pool, and each pooled stack is two mappings (the stack and its
+/// guard page) that every `fork` of the daemon copies and every exit of the child tears down:
+/// at wasmtime's default of 1,000 stacks, starting a program cost about 4 ms more.
+pub(crate) const MAX_CONCURRENT_CALLS: usize = 128;
+
 /// Instances come from pre-reserved slots with copy-on-write memory images, so a fresh instance
 /// per call costs microseconds. Sized for the largest plugins we ship or test (a componentize-py
 /// component has 14 core instances and starts with 13 MiB of memory).
 fn pool_config() -> wasmtime::PoolingAllocationConfig {
     let mut pool = wasmtime::PoolingAllocationConfig::default();
     pool.total_component_instances(1000)
+        .total_stacks(MAX_CONCURRENT_CALLS as u32)
         .total_core_instances(4000)
         .total_memories(2000)
         .total_tables(4000)

@@ -41,6 +41,9 @@ pub struct Sandbox {
     pub(crate) secrets: Secrets,
     pub(crate) settings: SandboxSettings,
     pub(crate) instantiations: AtomicU64,
+    /// Turns for plugin calls: at most [`compile::MAX_CONCURRENT_CALLS`] run at once (one
+    /// fiber stack each), the rest wait rather than fail on an exhausted pool.
+    pub(crate) turns: tokio::sync::Semaphore,
 }
 
 /// The engine and the linker with every capability's host functions.
@@ -76,6 +79,7 @@ impl Sandbox {
             secrets: options.secrets,
             settings: options.settings,
             instantiations: AtomicU64::new(0),
+            turns: tokio::sync::Semaphore::new(compile::MAX_CONCURRENT_CALLS),
         })
     }
 

@@ -47,6 +47,32 @@ steps:
 }
 
 #[test]
+fn more_parallel_steps_than_plugin_calls_at_once_wait_their_turn() {
+    // 160 steps each holding a plugin call while their program sleeps: past the 128 calls
+    // that run at once, the rest wait for a turn instead of failing on a full pool.
+    let children: String = (0..160)
+        .map(|i| {
+            format!("      - {{ name: s{i}, uses: script, with: {{ run: \"sleep 0.5\" }} }}\n")
+        })
+        .collect();
+    let sb = Sandbox::new();
+    let (code, run) = sb.run_json(
+        &format!(
+            "name: wide\nsteps:\n  - name: Wide\n    run_as: parallel\n    children:\n{children}"
+        ),
+        &[],
+    );
+    assert_eq!(code, 0, "{run:#}");
+    for i in 1..=160 {
+        assert_eq!(
+            step(&run, &format!("1.{i}"))["status"],
+            "succeeded",
+            "{run:#}"
+        );
+    }
+}
+
+#[test]
 fn outputs_flow_into_later_steps_and_conditions_record_the_branch_not_taken() {
     let sb = Sandbox::new();
     let (code, run) = sb.run_json(
