@@ -29,6 +29,10 @@ fn main() {
     let builtins = plugin_crates(&root.join("plugins"));
     let test_plugins = plugin_crates(&root.join("tests/plugins"));
     let wasm_target_dir = wasm_target_dir(&root, &out_dir);
+    if !ensure_wasm_target() {
+        // `cargo::error` has said why; cargo fails the build after this script returns.
+        return;
+    }
     build_wasm(
         &root,
         &wasm_target_dir,
@@ -117,6 +121,61 @@ fn wasm_target_dir(root: &Path, out_dir: &Path) -> PathBuf {
         })
         .unwrap_or_else(|| out_dir.to_path_buf());
     target.join("wasm-plugins")
+}
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// The plugins compile to `wasm32-wasip2`. A toolchain that rustup installed before
+/// `rust-toolchain.toml` named the target (a developer machine, a CI image) lacks it, and the
+/// nested build would then fail with a page of `can't find crate for std`: add it with rustup
+/// when rustup manages this toolchain, and otherwise stop with one sentence saying what to run.
+fn ensure_wasm_target() -> bool {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let has_target = |sysroot: &Path| {
+        sysroot
+            .join("lib/rustlib")
+            .join(WASM_TARGET)
+            .join("lib")
+            .is_dir()
+    };
+    if sysroot.as_deref().is_some_and(has_target) {
+        return true;
+    }
+    // Set by rustup's proxies: the toolchain this build runs on.
+    let toolchain = env::var("RUSTUP_TOOLCHAIN").ok();
+    if let Some(toolchain) = &toolchain {
+        println!(
+            "cargo::warning=adding the {WASM_TARGET} target to the {toolchain} toolchain with \
+             rustup (the built-in plugins compile to it)"
+        );
+        let added = Command::new("rustup")
+            .args(["target", "add", WASM_TARGET, "--toolchain", toolchain])
+            .output();
+        match added {
+            Ok(out) if out.status.success() => return true,
+            Ok(out) => println!(
+                "cargo::error=`rustup target add {WASM_TARGET} --toolchain {toolchain}` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => {
+                println!("cargo::error=cannot run rustup to add the {WASM_TARGET} target: {e}")
+            }
+        }
+    } else {
+        println!(
+            "cargo::error=the {WASM_TARGET} target is not installed for {rustc} (sysroot {}); the \
+             built-in plugins compile to it: install it (`rustup target add {WASM_TARGET}`, or \
+             your distribution's rust-std for {WASM_TARGET}) and build again",
+            sysroot.map_or_else(|| "unknown".into(), |p| p.display().to_string())
+        );
+    }
+    false
 }
 
 fn build_wasm<'a>(root: &Path, target_dir: &Path, crates: impl Iterator<Item = &'a PluginCrate>) {
