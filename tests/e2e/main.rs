@@ -9,6 +9,7 @@ mod escapes;
 mod execution;
 mod failures;
 mod openapi;
+mod pip_tools;
 mod plugins;
 mod project_files;
 mod projects;

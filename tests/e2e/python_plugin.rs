@@ -1,86 +1,35 @@
 //! A real Python plugin: `examples/plugins/hello-python` built with componentize-py into a WASI 0.2
 //! component, installed with `--plugins DIR` and run by the real binary.
 //!
-//! componentize-py must be installed (CI does it): `pip install componentize-py==0.25.1`. Without
-//! it this test fails, it never skips. Building the component (~15 s) and compiling it in
-//! wasmtime (~10 s, once; the second run loads it from the plugin cache) make this the slowest
-//! end-to-end test, so it builds once and runs both cases in one sandbox.
+//! componentize-py comes from the machine when it has the pinned version, else the harness
+//! installs it into a cache (see `pip_tools`). Building the component (~15 s) and compiling it
+//! in wasmtime (~10 s, once; the second run loads it from the plugin cache) make this the
+//! slowest end-to-end test, so it builds once and runs both cases in one sandbox.
 
+use crate::pip_tools;
 use crate::support::{Sandbox, repo, step};
 use std::path::Path;
 use std::process::Command;
 
-/// The componentize-py version the example, the SDK docs and CI use.
+/// The componentize-py version the example, the SDK docs and the tests use.
 const COMPONENTIZE_PY: &str = "0.25.1";
-
-fn pip_hint() -> String {
-    format!("pip install componentize-py=={COMPONENTIZE_PY}")
-}
-
-/// The installed componentize-py's version, from the script on PATH or, failing that, the Python
-/// package (build.sh falls back the same way).
-fn componentize_py_version() -> Result<String, String> {
-    let script = Command::new("componentize-py").arg("--version").output();
-    let module = || {
-        Command::new("python3")
-            .args([
-                "-c",
-                "import sys; from componentize_py import script; \
-                 sys.argv[0] = 'componentize-py'; sys.exit(script())",
-                "--version",
-            ])
-            .output()
-    };
-    let out = match script {
-        Ok(out) if out.status.success() => out,
-        _ => match module() {
-            Ok(out) if out.status.success() => out,
-            Ok(out) => {
-                // The traceback's last line: `ModuleNotFoundError: No module named …`.
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-                return Err(last.unwrap_or("python3 failed").trim().to_string());
-            }
-            Err(e) => return Err(format!("python3: {e}")),
-        },
-    };
-    // `componentize-py 0.25.1`
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text
-        .split_whitespace()
-        .last()
-        .unwrap_or_default()
-        .to_string())
-}
 
 /// Copies the example's sources (not a `.wasm` or generated bindings left from a local build)
 /// into `dest` and builds `hello_python.wasm` there with its own build.sh.
 fn build_example(dest: &Path) {
-    let version = componentize_py_version().unwrap_or_else(|e| {
-        panic!(
-            "componentize-py is needed to build the Python example plugin and was not found \
-             ({e}).\nInstall it with: {}",
-            pip_hint()
-        )
-    });
-    assert_eq!(
-        version,
-        COMPONENTIZE_PY,
-        "componentize-py {version} is installed; the example is pinned to {COMPONENTIZE_PY}: {}",
-        pip_hint()
-    );
-
+    let componentize_py = pip_tools::componentize_py(COMPONENTIZE_PY);
     let example = repo().join("examples/plugins/hello-python");
     std::fs::create_dir_all(dest).unwrap();
     for name in ["app.py", "build.sh", "plugin.toml"] {
         std::fs::copy(example.join(name), dest.join(name)).unwrap();
     }
     let started = std::time::Instant::now();
-    let out = Command::new("bash")
+    let mut build = Command::new("bash");
+    build
         .arg(dest.join("build.sh"))
-        .env("WASMOPS_WIT", repo().join("wit"))
-        .output()
-        .expect("run build.sh");
+        .env("WASMOPS_WIT", repo().join("wit"));
+    componentize_py.apply(&mut build);
+    let out = build.output().expect("run build.sh");
     assert!(
         out.status.success(),
         "build.sh failed:\n{}\n{}",
@@ -184,8 +133,7 @@ steps:
 
 #[test]
 fn a_new_python_plugin_builds_with_its_script_and_runs() {
-    componentize_py_version()
-        .unwrap_or_else(|e| panic!("componentize-py not found ({e}): {}", pip_hint()));
+    let componentize_py = pip_tools::componentize_py(COMPONENTIZE_PY);
     let sb = Sandbox::new();
     let created = sb.wasmops(&[
         "plugin",
@@ -199,11 +147,10 @@ fn a_new_python_plugin_builds_with_its_script_and_runs() {
     assert_eq!(created.code, 0, "{}", created.stderr);
     let dir = sb.path("plugins/py-greeter");
     assert!(dir.join("wit/plugin.wit").is_file() && dir.join("app.py").is_file());
-    let out = Command::new("bash")
-        .arg("build.sh")
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let mut build = Command::new("bash");
+    build.arg("build.sh").current_dir(&dir);
+    componentize_py.apply(&mut build);
+    let out = build.output().unwrap();
     assert!(
         out.status.success(),
         "build.sh failed:\n{}{}",
