@@ -1,5 +1,7 @@
 //! YAML loading that keeps where every node came from, so validation can say `file:line:column`.
 
+mod bounds;
+
 use crate::diagnostics::{Diagnostic, Location};
 use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
 use serde_json::{Map, Number, Value};
@@ -8,6 +10,7 @@ pub type Node = MarkedYamlOwned;
 
 /// Parses one YAML document. Syntax errors come back as a located diagnostic.
 pub fn load(file: &str, text: &str) -> Result<Node, Diagnostic> {
+    bounds::check(file, text)?;
     let mut docs = Node::load_from_str(text).map_err(|e| Diagnostic {
         file: file.to_string(),
         location: Location {
