@@ -105,11 +105,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
-/// `30s`, `5m`, `1h 30m` (humantime) or a number of seconds.
+/// The longest duration any setting takes (timeouts, delays, waits): a year and a day. Longer
+/// ones are mistakes, and clocks and deadlines computed from them could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
+/// `30s`, `5m`, `1h 30m` (humantime) or a number of seconds, at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+    let duration = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text).map_err(|e| e.to_string())?,
+    };
+    if duration > MAX_DURATION {
+        return Err("longer than the longest allowed, 366 days".into());
     }
-    humantime::parse_duration(text).map_err(|e| e.to_string())
+    Ok(duration)
 }

@@ -148,8 +148,12 @@ impl Default for Retry {
 impl Retry {
     /// How long to wait before attempt `next` (2 for the first retry).
     pub fn delay_before(&self, next: u32) -> Duration {
-        let factor = self.backoff.powi(next.saturating_sub(2) as i32);
-        self.delay.mul_f64(factor).min(Duration::from_secs(3600))
+        // In floating point, where a factor past any duration is infinite rather than a panic.
+        let factor = self
+            .backoff
+            .powi(i32::try_from(next.saturating_sub(2)).unwrap_or(i32::MAX));
+        let secs = (self.delay.as_secs_f64() * factor).min(3600.0);
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::from_secs(3600))
     }
 }
 

@@ -6,6 +6,9 @@ use crate::yaml::{self, Node};
 use serde_json::Value;
 use std::time::Duration;
 
+/// The most attempts a `retry` may make: enough for flaky steps, not a loop that never ends.
+const MAX_ATTEMPTS: u32 = 100;
+
 const TOP_LEVEL_KEYS: &[&str] = &[
     "name",
     "description",
@@ -666,9 +669,25 @@ impl Parser<'_> {
     }
 
     fn number(&mut self, node: &Node, path: &str) -> Option<u32> {
-        match yaml::scalar_text(node).and_then(|s| s.trim().parse::<u32>().ok()) {
-            Some(n) => Some(n),
-            None => {
+        self.number_up_to(node, path, u32::MAX)
+    }
+
+    /// A whole number from 0 to `max`; past it (or past any integer) an error that says so.
+    fn number_up_to(&mut self, node: &Node, path: &str, max: u32) -> Option<u32> {
+        let text = yaml::scalar_text(node).unwrap_or_default();
+        let text = text.trim();
+        match text.parse::<u32>() {
+            Ok(n) if n <= max => Some(n),
+            _ if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+                self.error(
+                    node,
+                    path,
+                    format!("`{}` is at most {max}, found {text}", last(path)),
+                    None,
+                );
+                None
+            }
+            _ => {
                 self.error(
                     node,
                     path,
@@ -749,8 +768,13 @@ impl Parser<'_> {
 
     fn retry(&mut self, node: &Node, path: &str) -> Retry {
         let mut retry = Retry::default();
-        if let Some(n) = yaml::scalar_text(node).and_then(|s| s.parse::<u32>().ok()) {
-            retry.attempts = n.max(1);
+        // A number, however large (past 2^64 YAML reads it as a float): attempts.
+        let digits =
+            |t: String| !t.trim().is_empty() && t.trim().bytes().all(|b| b.is_ascii_digit());
+        if yaml::as_map(node).is_none() && yaml::scalar_text(node).is_some_and(digits) {
+            if let Some(n) = self.number_up_to(node, path, MAX_ATTEMPTS) {
+                retry.attempts = n.max(1);
+            }
             return retry;
         }
         let Some(entries) = yaml::as_map(node) else {
@@ -766,7 +790,7 @@ impl Parser<'_> {
             let at = join(path, &key);
             match key.as_str() {
                 "attempts" => {
-                    if let Some(n) = self.number(value, &at) {
+                    if let Some(n) = self.number_up_to(value, &at, MAX_ATTEMPTS) {
                         retry.attempts = n.max(1);
                     }
                 }
