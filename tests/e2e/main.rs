@@ -8,6 +8,7 @@ mod daemon_support;
 mod escapes;
 mod execution;
 mod failures;
+mod hostile_input;
 mod openapi;
 mod pip_tools;
 mod plugins;

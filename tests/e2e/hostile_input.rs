@@ -1,0 +1,105 @@
+//! Input written to hurt: alias bombs, deep nesting, duplicate keys, numbers past any sensible
+//! range. Each is refused with `file:line:column` (CLI) or a 4xx with the position (API), and
+//! nothing it names is ever built in memory.
+
+use crate::daemon::daemon_with_hello_world;
+use crate::daemon_support::JANE;
+use crate::support::Sandbox;
+use serde_json::json;
+
+/// Nine levels of ten aliases: 10^9 nodes once expanded, from under 600 bytes.
+fn alias_bomb() -> String {
+    let mut text = String::from("name: bomb\nx0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        let refs = vec![format!("*a{p}"); 10].join(", ");
+        text.push_str(&format!("x{i}: &a{i} [{refs}]\n"));
+    }
+    text.push_str("steps:\n  - uses: noop\n");
+    text
+}
+
+fn validate(sb: &Sandbox, yaml: &str) -> (i32, String) {
+    let file = sb.write("wf.yaml", yaml);
+    let ran = sb.wasmops(&["validate", file.to_str().unwrap()]);
+    (ran.code, ran.stderr + &ran.stdout)
+}
+
+#[test]
+fn yaml_that_would_expand_or_nest_without_end_is_refused_with_a_position() {
+    let sb = Sandbox::new();
+    let (code, out) = validate(&sb, &alias_bomb());
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("wf.yaml:7:") && out.contains("expands to more than 500000 nodes"),
+        "{out}"
+    );
+
+    let deep: String = (0..1_000)
+        .map(|i| format!("{}k:\n", " ".repeat(i)))
+        .collect();
+    let (code, out) = validate(&sb, &deep);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("wf.yaml:65:") && out.contains("more than 64 deep"),
+        "{out}"
+    );
+
+    let (code, out) = validate(&sb, "name: a\nsteps:\n  - uses: noop\nname: b\n");
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(
+            "wf.yaml:4:1: the key `name` appears twice in this mapping (first at line 1, column 1)"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn numbers_past_their_range_are_errors_not_panics() {
+    let sb = Sandbox::new();
+    let (code, out) = validate(
+        &sb,
+        "steps:\n  - uses: noop\n    retry: { attempts: 4294967295, delay: 18446744073709551615 }\n  - uses: noop\n    timeout: 9000000000000s\n  - uses: noop\n    retry: 18446744073709551615\n  - type: wait\n    requires_approval_from: { users: [jane@example.com] }\n    timeout: 100000000000000\n",
+    );
+    assert_eq!(code, 2, "{out}");
+    for expected in [
+        "wf.yaml:3:24: `attempts` is at most 100, found 4294967295",
+        // Past 2^64 YAML reads a float: the duration is refused all the same.
+        "wf.yaml:3:43: `18446744073709552000` is not a duration",
+        "wf.yaml:5:14: `9000000000000s` is not a duration",
+        "wf.yaml:7:12: `retry` is at most 100, found 18446744073709552000",
+        "wf.yaml:10:14: `100000000000000` is not a duration",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+
+    // At the bounds, a retry's backoff stays finite: the longest delay is an hour.
+    let (code, out) = validate(
+        &sb,
+        "steps:\n  - uses: noop\n    retry: { attempts: 100, delay: 366d, backoff: 10 }\n",
+    );
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn the_api_refuses_the_same_documents_with_a_4xx_and_the_position() {
+    let (_sb, d) = daemon_with_hello_world();
+    let path = "/api/v1/projects/hello_world/workflows/bomb";
+    for (yaml, expected) in [
+        (alias_bomb(), "expands to more than 500000 nodes"),
+        ("steps: []\nsteps: []\n".to_string(), "appears twice"),
+    ] {
+        let (status, body) = d.call(Some(JANE), "PUT", path, Some(json!({ "yaml": yaml })));
+        let (status, body) = if status == 200 {
+            d.post(JANE, &format!("{path}/publish"), json!({}))
+        } else {
+            (status, body)
+        };
+        assert!((400..500).contains(&status), "{status} {body:#}");
+        let text = body.to_string();
+        assert!(text.contains(expected), "{body:#}");
+    }
+    // The same daemon still answers.
+    d.get("/api/v1/runs");
+}
