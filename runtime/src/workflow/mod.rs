@@ -1,5 +1,6 @@
 //! The workflow language: the step tree a YAML workflow describes, parsed and validated.
 
+mod bounded_filters;
 mod parse;
 pub mod template;
 

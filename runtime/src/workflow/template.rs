@@ -1,6 +1,7 @@
 //! Templates and expressions (`{{ properties.hostname }}`, `if: steps.plan.outputs.n | int > 0`),
 //! one Jinja dialect for both, with bounded execution and strict undefined variables.
 
+use super::bounded_filters::{self, MAX_STRING};
 use crate::diagnostics::did_you_mean;
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
@@ -16,6 +17,7 @@ fn env() -> &'static Environment<'static> {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
         env.set_recursion_limit(64);
+        bounded_filters::register(&mut env);
         env
     })
 }
@@ -74,7 +76,29 @@ pub fn render(text: &str, ctx: &Value) -> Result<String, String> {
         return Ok(text.to_string());
     }
     check_variables(text, false, ctx)?;
-    env().render_str(text, ctx).map_err(short)
+    let rendered = contained(|| env().render_str(text, ctx).map_err(short))?;
+    if rendered.len() > MAX_STRING {
+        return Err(format!(
+            "the template renders to {} bytes, past the {MAX_STRING} a template may produce",
+            rendered.len()
+        ));
+    }
+    Ok(rendered)
+}
+
+/// Runs template code so that a panic inside the engine (a capacity overflow on some input
+/// nobody foresaw) fails this template, not the process.
+fn contained<T>(work: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(ToString::to_string)
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        Err(format!(
+            "the template engine failed on this template ({what})"
+        ))
+    })
 }
 
 /// Renders every string inside a JSON value (keys stay as written).
@@ -99,9 +123,11 @@ pub fn render_value(value: &Value, ctx: &Value) -> Result<Value, String> {
 /// Evaluates an expression to a JSON value.
 pub fn evaluate(expr: &str, ctx: &Value) -> Result<Value, String> {
     check_variables(expr, true, ctx)?;
-    let compiled = env().compile_expression(expr).map_err(short)?;
-    let value = compiled.eval(ctx).map_err(short)?;
-    serde_json::to_value(&value).map_err(|e| e.to_string())
+    contained(|| {
+        let compiled = env().compile_expression(expr).map_err(short)?;
+        let value = compiled.eval(ctx).map_err(short)?;
+        serde_json::to_value(&value).map_err(|e| e.to_string())
+    })
 }
 
 /// Jinja truthiness, for `if:` and `when:`.
@@ -190,6 +216,45 @@ fn short(e: minijinja::Error) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn filters_that_would_grow_without_bound_are_refused_and_ordinary_use_works() {
+        let ctx = json!({"text": "a\nb", "items": ["x", "y", "z"]});
+        for (template, expected) in [
+            ("{{ text | indent(2) }}", "a\n  b"),
+            ("{{ items | batch(2) | list | length }}", "2"),
+            ("{{ items | slice(2) | list | length }}", "2"),
+            ("{{ items | join(', ') }}", "x, y, z"),
+            ("{{ text | replace('a', 'A') }}", "A\nb"),
+            ("{{ items | tojson(indent=2) | length > 0 }}", "True"),
+            ("{{ '%5s|' | format('x') }}", "    x|"),
+        ] {
+            assert_eq!(render(template, &ctx).unwrap(), expected, "{template}");
+        }
+        for template in [
+            "{{ text | indent(10**15) }}",
+            "{{ text | indent(width=10**15) }}",
+            "{{ items | batch(10**15) | list }}",
+            "{{ items | slice(10**15) | list }}",
+            "{{ items | tojson(indent=10**9) }}",
+            "{{ ('x' * 100000) | replace('x', 'y' * 100000) }}",
+            "{{ range(10000) | join('x' * 1000) }}",
+            "{{ '%1000000000s' | format('x') }}",
+            "{{ '%*s' | format(10**12, 'x') }}",
+        ] {
+            let err = render(template, &ctx).expect_err(template);
+            assert!(
+                err.contains("larger than") || err.contains("at most"),
+                "{template}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rendered_value_is_bounded() {
+        let err = render("{{ 'x' * 2000000 }}", &json!({})).unwrap_err();
+        assert!(err.contains("renders to 2000000 bytes"), "{err}");
+    }
 
     #[test]
     fn renders_nested_values_and_names_unknown_variables() {
