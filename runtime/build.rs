@@ -164,7 +164,7 @@ fn ensure_wasm_target() -> bool {
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
             Err(e) => {
-                println!("cargo::error=cannot run rustup to add the {WASM_TARGET} target: {e}")
+                println!("cargo::error=cannot run rustup to add the {WASM_TARGET} target: {e}");
             }
         }
     } else {

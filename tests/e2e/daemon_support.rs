@@ -131,10 +131,11 @@ impl Daemon {
             .as_mut()
             .and_then(|c| c.try_wait().ok().flatten());
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(40)..];
         panic!(
             "the daemon did not answer /healthz within 60s (exited: {exited:?}); the end of its log:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            tail.join("\n")
         );
     }
 
