@@ -5,7 +5,7 @@
 use super::Engine;
 use super::plan::{Action, Node, Planner, Scope};
 use super::records::{Done, RunCtx, RunState, find};
-use crate::records::{RunSpec, RunStatus, StepRun, StepStatus};
+use crate::records::{Run, RunSpec, RunStatus, StepRun, StepStatus};
 use crate::store::{RunQuery, list_all};
 use crate::workflow::{RunAs, template};
 use chrono::Utc;
@@ -32,9 +32,18 @@ pub(super) async fn execute(
     )?;
     let started = Instant::now();
     let previous = std::mem::take(&mut run.steps);
+    if let Some(reason) = count_interruption(&mut run, &previous) {
+        run.status = RunStatus::Failed;
+        run.error = Some(reason);
+        run.steps = previous;
+        return finish(&engine, run, started, &workspace).await;
+    }
     run.status = RunStatus::Running;
     run.started_at.get_or_insert_with(Utc::now);
     run.finished_at = None;
+    // Durable before planning: if planning or anything after it takes the process down, the
+    // next start sees a run that was executing and counts it.
+    engine.runs.put(&run.id, Some(&run), &[]).await?;
 
     let workflow = match Engine::parse_spec(&spec) {
         Ok(w) => w,
@@ -135,6 +144,30 @@ pub(super) async fn execute(
     finish(&engine, run, started, &workspace).await
 }
 
+/// A run stored as `running` was executing when the daemon stopped. If that happened twice
+/// with nothing done in between, the run itself is the likely cause (a crash loop): it fails
+/// with the reason instead of being started again. Returns that reason.
+fn count_interruption(run: &mut Run, previous: &[StepRun]) -> Option<String> {
+    if run.status != RunStatus::Running {
+        return None;
+    }
+    let progress = previous
+        .iter()
+        .fold(0u32, |n, step| n.saturating_add(step.progress()));
+    run.interruptions = if run.interruptions > 0 && run.progress_at_interruption == progress {
+        run.interruptions.saturating_add(1)
+    } else {
+        1
+    };
+    run.progress_at_interruption = progress;
+    (run.interruptions >= 2).then(|| {
+        "the daemon stopped twice while this run was executing, with no step finishing in \
+         between; it is failed rather than started a third time (retry it once the cause is \
+         fixed)"
+            .to_string()
+    })
+}
+
 /// Marks the unfinished child runs of `run_id` (and theirs) cancelled.
 fn cancel_children<'a>(
     engine: &'a Engine,
@@ -233,7 +266,7 @@ fn keep_completed(
 
 async fn finish(
     engine: &Engine,
-    mut run: crate::records::Run,
+    mut run: Run,
     started: Instant,
     workspace: &std::path::Path,
 ) -> anyhow::Result<()> {

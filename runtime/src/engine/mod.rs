@@ -165,6 +165,8 @@ impl Engine {
             finished_at: None,
             duration_ms: None,
             error: None,
+            interruptions: 0,
+            progress_at_interruption: 0,
             steps: Vec::new(),
         };
         self.runs.create(&run, &spec).await?;

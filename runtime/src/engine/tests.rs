@@ -237,6 +237,44 @@ steps:
     assert_eq!(step(&done, "2").status, StepStatus::Succeeded);
 }
 
+/// Stores `yaml` as a run that was executing when its daemon stopped, `interruptions` times
+/// already, and recovers it in a fresh engine; returns the final record.
+async fn recovered_after_stopping_mid_run(yaml: &str, interruptions: u32) -> Run {
+    let stores = Stores::memory();
+    let first = harness_on(stores.clone());
+    let mut run = first.engine.create(spec(yaml)).await.unwrap();
+    run.status = RunStatus::Running;
+    run.interruptions = interruptions;
+    stores.runs.put(&run.id, Some(&run), &[]).await.unwrap();
+    let second = harness_on(stores.clone());
+    assert_eq!(second.engine.recover().await.unwrap(), 1);
+    let mut last = second.engine.load(&run.id).await.unwrap();
+    for _ in 0..500 {
+        if !last.status.is_active() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        last = second.engine.load(&run.id).await.unwrap();
+    }
+    last
+}
+
+#[tokio::test]
+async fn a_run_interrupted_once_resumes_and_one_interrupted_twice_without_progress_fails() {
+    let once = recovered_after_stopping_mid_run("steps:\n  - uses: noop\n", 0).await;
+    assert_eq!(once.status, RunStatus::Succeeded, "{once:#?}");
+    assert_eq!(once.interruptions, 1);
+
+    // The process died again at the same point: a crash loop, not started a third time.
+    let twice = recovered_after_stopping_mid_run("steps:\n  - uses: noop\n", 1).await;
+    assert_eq!(twice.status, RunStatus::Failed, "{twice:#?}");
+    assert!(
+        twice.error.as_deref().unwrap().contains("stopped twice"),
+        "{twice:#?}"
+    );
+    assert!(twice.steps.is_empty(), "nothing ran: {twice:#?}");
+}
+
 #[tokio::test]
 async fn a_parked_run_survives_its_engine_and_resumes_in_the_next() {
     let stores = Stores::memory();

@@ -65,6 +65,16 @@ pub enum StepStatus {
     Cancelled,
 }
 
+impl StepRun {
+    /// Steps in this tree that have finished or are parked: what a run has got done.
+    pub fn progress(&self) -> u32 {
+        let own = u32::from(self.status.is_finished() || self.status == StepStatus::Waiting);
+        self.children
+            .iter()
+            .fold(own, |n, child| n.saturating_add(child.progress()))
+    }
+}
+
 impl StepStatus {
     pub fn is_finished(self) -> bool {
         matches!(
@@ -125,8 +135,20 @@ pub struct Run {
     /// Why the run failed before or outside any step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// How many times in a row the daemon stopped while this run was executing with no step
+    /// finishing in between (see `engine::executor`): at two the run is failed, not started a
+    /// third time.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interruptions: u32,
+    /// Steps finished or parked when the last interruption was counted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub progress_at_interruption: u32,
     #[serde(default)]
     pub steps: Vec<StepRun>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Run {

@@ -20,6 +20,8 @@ fn run(id: &str, workflow: &str, status: RunStatus, created_ms: i64) -> Run {
         finished_at: None,
         duration_ms: None,
         error: None,
+        interruptions: 0,
+        progress_at_interruption: 0,
         steps: Vec::new(),
     }
 }
