@@ -1,5 +1,6 @@
 //! Plugins from a directory, what the host sends them, and the script plugin's other modes.
 
+use crate::daemon_support::Daemon;
 use crate::support::{Sandbox, step, test_plugins};
 
 #[test]
@@ -231,10 +232,59 @@ fn a_plugin_takes_a_built_ins_name_only_when_the_operator_says_so() {
         "{}",
         inspect.stdout
     );
-    // Without the setting, the installed impostor stops the start rather than shadowing.
+    // Without the setting, the installed impostor is skipped, with a warning naming it and
+    // the setting, and the built-in stays.
     let list = sb.wasmops(&["plugins", "list"]);
-    assert_ne!(list.code, 0, "{}", list.stdout);
-    assert!(list.stderr.contains("replace_builtin"), "{}", list.stderr);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(
+        list.stderr.contains("skipping the installed plugin in")
+            && list.stderr.contains("data/plugins/wait")
+            && list.stderr.contains("replace_builtin"),
+        "{}",
+        list.stderr
+    );
+    let inspect = sb.wasmops(&["plugins", "inspect", "wait"]);
+    assert!(inspect.stdout.contains("built-in"), "{}", inspect.stdout);
+}
+
+#[test]
+fn a_broken_installed_plugin_is_skipped_with_a_warning_and_the_daemon_starts() {
+    let sb = Sandbox::new();
+    let dir = echo_named(&sb, "mine", "mine");
+    let ran = sb.wasmops(&["plugins", "install", dir.to_str().unwrap()]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    // Three kinds of damage beside the good one: a manifest edited into nonsense, a folder
+    // with no manifest (both skipped, named), and a component cut short (found when it is
+    // first compiled: its steps fail then, with the reason).
+    for name in ["garbled", "empty", "cut"] {
+        std::fs::create_dir_all(sb.path(&format!("data/plugins/{name}"))).unwrap();
+    }
+    std::fs::write(sb.path("data/plugins/garbled/plugin.toml"), "name = [").unwrap();
+    let cut = echo_named(&sb, "data/plugins/cut", "cut");
+    for entry in std::fs::read_dir(&cut).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            std::fs::write(&path, b"\0asm\x01\0").unwrap();
+        }
+    }
+    // The daemon over this data directory starts (start waits for it to answer) and says
+    // what it skipped.
+    let d = Daemon::start(sb.dir.path());
+    let plugins = d.get("/api/v1/plugins");
+    assert!(plugins.to_string().contains("\"mine\""), "{plugins:#}");
+    let log = std::fs::read_to_string(sb.path("daemon.log")).unwrap();
+    assert!(log.contains("data/plugins/garbled"), "{log}");
+    drop(d);
+    let list = sb.wasmops(&["plugins", "list"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(list.stdout.contains("mine"), "{}", list.stdout);
+    for name in ["garbled", "empty"] {
+        assert!(
+            list.stderr.contains(&format!("data/plugins/{name}")),
+            "{name} not named in:\n{}",
+            list.stderr
+        );
+    }
 }
 
 #[test]

@@ -63,7 +63,7 @@ impl Registry {
     ) -> Result<Registry, String> {
         let registry = Registry::builtin(sandbox)?;
         if let Some(installed) = data.map(|d| d.join("plugins")).filter(|d| d.is_dir()) {
-            registry.load_dir(&installed)?;
+            registry.load_installed(&installed);
         }
         if let Some(dir) = extra {
             registry.load_dir(dir)?;
@@ -83,20 +83,30 @@ impl Registry {
         if dir.join("plugin.toml").is_file() {
             return self.load_plugin(dir).map(|name| vec![name]);
         }
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| format!("cannot read plugin directory {}: {e}", dir.display()))?;
-        let mut dirs: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            // `.NAME.installing` is an install in progress (or one that died half-way).
-            .filter(|p| {
-                !p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
+        plugin_dirs(dir)?
+            .iter()
             .filter(|p| p.join("plugin.toml").is_file())
-            .collect();
-        dirs.sort();
-        dirs.iter().map(|d| self.load_plugin(d)).collect()
+            .map(|d| self.load_plugin(d))
+            .collect()
+    }
+
+    /// Adds what `wasmops plugins install` put in `dir`. A plugin that cannot be read or
+    /// loaded (a folder made unreadable, a manifest edited by hand, a component cut short) is
+    /// skipped with a warning naming it: one broken install must not keep the daemon from
+    /// starting.
+    fn load_installed(&self, dir: &Path) {
+        let dirs = match plugin_dirs(dir) {
+            Ok(dirs) => dirs,
+            Err(e) => {
+                tracing::warn!("no installed plugins loaded: {e}");
+                return;
+            }
+        };
+        for plugin in dirs {
+            if let Err(e) = self.load_plugin(&plugin) {
+                tracing::warn!("skipping the installed plugin in {}: {e}", plugin.display());
+            }
+        }
     }
 
     /// Loads the plugin in `dir` (plugin.toml and its component) and adds it.
@@ -265,4 +275,22 @@ fn copy_synced(from: &Path, to: &Path) -> std::io::Result<()> {
 /// Flushes a directory's entries to disk.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// The folders directly in `dir`, sorted, but for hidden ones: `.NAME.installing` is an
+/// install in progress (or one that died half-way).
+fn plugin_dirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read plugin directory {}: {e}", dir.display()))?;
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
 }
