@@ -42,7 +42,7 @@ pub use capabilities::{CallEnv, Grants, OperatorGrant, Request};
 pub use error::{CallFailure, Capability, Denial, FailureCause, GrantError, LoadError, TrapKind};
 pub use kind::{PluginKind, SUPPORTED_WORLDS};
 pub use limits::{Limits, parse_duration, parse_size};
-pub use manifest::Manifest;
+pub use manifest::{Manifest, check_name};
 pub use plugin::{GrantBasis, Plugin, Provenance};
 pub use sandbox::{EPOCH_TICK, Sandbox, SandboxOptions};
 pub use secrets::{Redactor, Secrets};

@@ -49,7 +49,7 @@ impl Manifest {
     /// matches the kind, and limits that parse.
     pub fn parse(text: &str) -> Result<Manifest, String> {
         let file: ManifestFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        check_name(&file.name)?;
+        check_name("plugin name", &file.name)?;
         let world = match file.world {
             Some(world) => world,
             None => newest_world(file.kind).to_string(),
@@ -97,9 +97,10 @@ impl Manifest {
     }
 }
 
-/// A plugin's name becomes a directory name and a word in workflows: lower-case letters,
-/// digits, `-` and `_`, starting with a letter or digit, at most 64.
-fn check_name(name: &str) -> Result<(), String> {
+/// A name that becomes a directory or a path segment (plugin names; project and workflow
+/// codes): lower-case letters, digits, `-` and `_`, starting with a letter or digit, at most
+/// 64. `kind` says what it names, for the message.
+pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let first_ok = chars
         .next()
@@ -111,7 +112,8 @@ fn check_name(name: &str) -> Result<(), String> {
     }
     let shown: String = name.chars().take(80).collect();
     Err(format!(
-        "plugin name `{shown}` is not allowed: use 1 to 64 lower-case letters, digits, `-` and `_`, starting with a letter or digit"
+        "{kind} `{}` is not allowed: use 1 to 64 lower-case letters, digits, `-` and `_`, starting with a letter or digit",
+        shown.escape_debug()
     ))
 }
 

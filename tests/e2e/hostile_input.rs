@@ -103,3 +103,39 @@ fn the_api_refuses_the_same_documents_with_a_4xx_and_the_position() {
     // The same daemon still answers.
     d.get("/api/v1/runs");
 }
+
+#[test]
+fn codes_that_are_not_plain_names_are_refused() {
+    let (_sb, d) = daemon_with_hello_world();
+    for code in ["..", "a%2Fb", "x%00y", "Caps", "-lead", &"x".repeat(65)] {
+        let path = format!("/api/v1/projects/hello_world/workflows/{code}");
+        let (status, body) = d.call(
+            Some(JANE),
+            "PUT",
+            &path,
+            Some(json!({ "yaml": "steps:\n  - uses: noop\n" })),
+        );
+        assert!(
+            (400..500).contains(&status) && status != 404 || code == "..",
+            "{code}: {status} {body:#}"
+        );
+        if status != 404 {
+            assert!(
+                body.to_string().contains("is not allowed"),
+                "{code}: {body:#}"
+            );
+        }
+    }
+    let (status, body) = d.post(
+        JANE,
+        "/api/v1/projects/hello_world/workflows/greet/duplicate",
+        json!({ "code": "../../escape" }),
+    );
+    assert!((400..500).contains(&status), "{status} {body:#}");
+    // Nothing of them was stored.
+    let listed = d.get("/api/v1/workflows").to_string();
+    assert!(
+        !listed.contains("escape") && !listed.contains("a/b"),
+        "{listed}"
+    );
+}

@@ -155,6 +155,10 @@ impl Catalog {
                 .parse()
                 .map(|p| p.code)
                 .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+            check_code("project code", &code)?;
+            for wf_code in source.workflows.keys() {
+                check_code("workflow code", wf_code)?;
+            }
             parsed.push((code, source));
         }
         let _turn = self.applying.lock().await;
@@ -209,6 +213,7 @@ impl Catalog {
         code: &str,
         yaml: String,
     ) -> Result<WorkflowRecord, CatalogError> {
+        check_code("workflow code", code)?;
         let Some(applied) = projects.projects.get(project) else {
             return Err(CatalogError::NotFound(format!(
                 "no project `{project}`; apply it first"
@@ -298,6 +303,7 @@ impl Catalog {
         path: &str,
         new_code: &str,
     ) -> Result<WorkflowRecord, CatalogError> {
+        check_code("workflow code", new_code)?;
         Ok(transact(self.store.as_ref(), |tx| {
             let original = existing(tx, path)?;
             let copy_path = workflow_path(&original.project, new_code);
@@ -344,4 +350,10 @@ impl Catalog {
             Err(CatalogError::NotFound(format!("no workflow {path}")))
         }
     }
+}
+
+/// Project and workflow codes become path segments of the API and the store's keys: the same
+/// rule as plugin names, so `..`, `a/b` and NUL never get that far.
+fn check_code(kind: &str, code: &str) -> Result<(), CatalogError> {
+    wasmops_sandbox::check_name(kind, code).map_err(CatalogError::Invalid)
 }
