@@ -139,3 +139,24 @@ fn codes_that_are_not_plain_names_are_refused() {
         "{listed}"
     );
 }
+
+#[test]
+fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+    use std::io::{Read, Write};
+    let (_sb, d) = daemon_with_hello_world();
+    let mut slow = std::net::TcpStream::connect(d.url.trim_start_matches("http://")).unwrap();
+    slow.write_all(b"GET /api/v1/runs HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        .unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(40)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    // Others are served meanwhile.
+    d.get("/api/v1/runs");
+    let mut rest = Vec::new();
+    let closed = slow.read_to_end(&mut rest);
+    assert!(
+        closed.is_ok() && started.elapsed() < std::time::Duration::from_secs(30),
+        "{closed:?} after {:?}",
+        started.elapsed()
+    );
+}

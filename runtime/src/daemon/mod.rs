@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+mod serve;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -100,11 +101,10 @@ pub async fn up(opts: UpOptions) -> Result<()> {
         catalog,
         directory: Arc::new(auth::ConfigDirectory::new(users)),
     };
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    serve::serve(listener, api::router(state), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }
 
