@@ -3,7 +3,7 @@
 
 use crate::records::WorkflowRecord;
 use crate::workflow::{StepKind, Workflow, parse_workflow, template};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// `workflow` step targets of a workflow that are written out (not templates), with the
 /// version each pins and where the step is.
@@ -57,47 +57,122 @@ pub fn check_calls(
     problems
 }
 
+/// A chain of calls from `start` back to itself, if there is one: a depth-first search that
+/// explores each workflow once (a workflow explored without reaching `start` cannot reach it
+/// later either), so diamond-shaped call graphs cost their size, not the number of paths; with
+/// its own stack, so a long chain of calls cannot overflow the thread's.
 fn find_cycle(
     catalog: &BTreeMap<String, WorkflowRecord>,
     start: &str,
     workflow: &Workflow,
 ) -> Option<Vec<String>> {
-    fn visit(
-        catalog: &BTreeMap<String, WorkflowRecord>,
-        start: &str,
-        chain: &mut Vec<String>,
-        calls: Vec<String>,
-    ) -> bool {
-        for target in calls {
-            if target == start {
-                chain.push(target);
-                return true;
-            }
-            if chain.contains(&target) {
-                continue;
-            }
-            let Some(latest) = catalog.get(&target).and_then(WorkflowRecord::latest) else {
-                continue;
-            };
-            let Ok(parsed) = parse_workflow(&target, &latest.yaml) else {
-                continue;
-            };
-            chain.push(target);
-            let next = called_workflows(&parsed)
-                .into_iter()
-                .map(|(t, ..)| t)
-                .collect();
-            if visit(catalog, start, chain, next) {
-                return true;
-            }
-            chain.pop();
+    let calls_of = |parsed: &Workflow| -> Vec<String> {
+        called_workflows(parsed)
+            .into_iter()
+            .map(|(t, ..)| t)
+            .collect()
+    };
+    let mut explored: HashSet<String> = HashSet::new();
+    let mut on_chain: HashSet<String> = HashSet::from([start.to_string()]);
+    // The chain being followed: each workflow with the calls of it still to try.
+    let mut chain: Vec<(String, std::vec::IntoIter<String>)> =
+        vec![(start.to_string(), calls_of(workflow).into_iter())];
+    while let Some((_, calls)) = chain.last_mut() {
+        let Some(target) = calls.next() else {
+            let (done, _) = chain.pop().expect("the chain is not empty");
+            on_chain.remove(&done);
+            explored.insert(done);
+            continue;
+        };
+        if target == start {
+            let mut cycle: Vec<String> = chain.into_iter().map(|(path, _)| path).collect();
+            cycle.push(target);
+            return Some(cycle);
         }
-        false
+        if explored.contains(&target) || on_chain.contains(&target) {
+            continue;
+        }
+        let parsed = catalog
+            .get(&target)
+            .and_then(WorkflowRecord::latest)
+            .and_then(|latest| parse_workflow(&target, &latest.yaml).ok());
+        match parsed {
+            Some(parsed) => {
+                on_chain.insert(target.clone());
+                chain.push((target, calls_of(&parsed).into_iter()));
+            }
+            None => {
+                explored.insert(target);
+            }
+        }
     }
-    let mut chain = vec![start.to_string()];
-    let calls = called_workflows(workflow)
-        .into_iter()
-        .map(|(t, ..)| t)
-        .collect();
-    visit(catalog, start, &mut chain, calls).then_some(chain)
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::Version;
+
+    fn published(path: &str, calls: &[String]) -> (String, WorkflowRecord) {
+        let steps: String = calls
+            .iter()
+            .map(|t| format!("  - type: workflow\n    target: {t}\n"))
+            .collect();
+        let yaml = if steps.is_empty() {
+            "steps:\n  - uses: noop\n".to_string()
+        } else {
+            format!("steps:\n{steps}")
+        };
+        let now = chrono::Utc::now();
+        let record = WorkflowRecord {
+            path: path.into(),
+            project: "p".into(),
+            code: path.rsplit('/').next().unwrap().into(),
+            draft: yaml.clone(),
+            versions: vec![Version {
+                number: 1,
+                yaml,
+                published_at: now,
+                published_by: "t".into(),
+            }],
+            paused: false,
+            source_dir: None,
+            created_at: now,
+            updated_at: now,
+        };
+        (path.to_string(), record)
+    }
+
+    /// `levels` levels of two workflows, each calling both of the next level: 2^levels paths.
+    fn diamonds(levels: usize, last_calls: &[String]) -> BTreeMap<String, WorkflowRecord> {
+        let name = |level: usize, side: usize| format!("/projects/p/workflows/l{level}s{side}");
+        (0..levels)
+            .flat_map(|level| [0, 1].map(move |side| (level, side)))
+            .map(|(level, side)| {
+                let calls = if level + 1 == levels {
+                    last_calls.to_vec()
+                } else {
+                    vec![name(level + 1, 0), name(level + 1, 1)]
+                };
+                published(&name(level, side), &calls)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_diamond_shaped_call_graph_is_searched_once_per_workflow() {
+        let start = "/projects/p/workflows/start";
+        let first = vec![
+            "/projects/p/workflows/l0s0".to_string(),
+            "/projects/p/workflows/l0s1".to_string(),
+        ];
+        let workflow = parse_workflow(start, &published(start, &first).1.draft).unwrap();
+        // 2^60 paths, none back to the start.
+        assert_eq!(find_cycle(&diamonds(60, &[]), start, &workflow), None);
+        // The same, with the last level calling the start: found, as a chain of calls.
+        let cycle = find_cycle(&diamonds(60, &[start.to_string()]), start, &workflow).unwrap();
+        assert_eq!(cycle.len(), 62, "{cycle:?}");
+        assert_eq!((cycle[0].as_str(), cycle[61].as_str()), (start, start));
+    }
 }
