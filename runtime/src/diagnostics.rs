@@ -62,13 +62,24 @@ pub fn did_you_mean<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let normalised = word.replace('-', "_").to_lowercase();
+    let len = normalised.chars().count();
     candidates
         .into_iter()
+        // A name whose length differs by more than the distance allowed cannot be near; only
+        // so many are compared, so one hint never costs more than a moment.
+        .filter(|c| {
+            let n = c.chars().count();
+            n.abs_diff(len) <= 2.max(n / 4)
+        })
+        .take(MAX_COMPARED)
         .map(|c| (c, strsim::damerau_levenshtein(&normalised, c)))
         .filter(|&(c, d)| d <= 2.max(c.len() / 4) && d < c.len())
         .min_by_key(|&(_, d)| d)
         .map(|(c, _)| c)
 }
+
+/// The most names one `did_you_mean` compares.
+const MAX_COMPARED: usize = 1_000;
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,9 @@ use std::collections::BTreeSet;
 use wasmops_sandbox::PluginKind;
 use wasmops_sandbox::capabilities::secrets::SecretsGrant;
 
+/// How many references to missing steps get a did-you-mean hint.
+const MAX_HINTED: usize = 50;
+
 pub fn check_references(
     workflow: &Workflow,
     registry: &Registry,
@@ -95,7 +98,11 @@ pub fn check_references(
                 }
                 let Some(id) = parts.next() else { continue };
                 if !ids.contains(id) {
-                    let hint = did_you_mean(id, ids.iter().map(String::as_str))
+                    // Hints for the first few: a document naming thousands of missing ids
+                    // would otherwise cost a comparison of each with every id there is.
+                    let hint = (errors.len() < MAX_HINTED)
+                        .then(|| did_you_mean(id, ids.iter().map(String::as_str)))
+                        .flatten()
                         .map(|s| format!("did you mean `{s}`?"));
                     errors.push(at_field(
                         step,

@@ -160,3 +160,18 @@ fn a_client_that_never_finishes_its_request_head_is_disconnected() {
         started.elapsed()
     );
 }
+
+#[test]
+fn thousands_of_missing_references_are_each_reported_and_only_the_first_get_hints() {
+    let sb = Sandbox::new();
+    let steps: String = (0..2_000)
+        .map(|i| {
+            format!("  - id: s{i}\n    uses: noop\n    with: {{ summary: \"{{{{ steps.t{i}.outputs.x }}}}\" }}\n")
+        })
+        .collect();
+    let (code, out) = validate(&sb, &format!("steps:\n{steps}"));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("2000 error(s)"), "{}", &out[out.len() - 200..]);
+    let hinted = out.matches("did you mean").count();
+    assert_eq!(hinted, 50, "hints past the first 50 cost a search each");
+}
