@@ -229,15 +229,7 @@ impl ProjectSource {
 
     fn read(file: &Path) -> Result<ProjectSource, Diagnostics> {
         let name = file.display().to_string();
-        let yaml = std::fs::read_to_string(file).map_err(|e| {
-            Diagnostics(vec![Diagnostic {
-                file: name.clone(),
-                location: Default::default(),
-                yaml_path: String::new(),
-                message: format!("cannot read: {e}"),
-                hint: None,
-            }])
-        })?;
+        let yaml = yaml::read_source(file).map_err(|d| Diagnostics(vec![d]))?;
         let dir = file
             .parent()
             .map(|d| d.canonicalize().unwrap_or_else(|_| d.to_path_buf()));
@@ -248,7 +240,7 @@ impl ProjectSource {
             for path in entries.filter_map(Result::ok).map(|e| e.path()) {
                 let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
                 if let (true, Some(stem)) = (is_yaml, path.file_stem()) {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let text = yaml::read_source(&path).map_err(|d| Diagnostics(vec![d]))?;
                     workflows.insert(stem.to_string_lossy().into_owned(), text);
                 }
             }

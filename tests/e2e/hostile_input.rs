@@ -175,3 +175,31 @@ fn thousands_of_missing_references_are_each_reported_and_only_the_first_get_hint
     let hinted = out.matches("did you mean").count();
     assert_eq!(hinted, 50, "hints past the first 50 cost a search each");
 }
+
+#[test]
+fn a_byte_that_is_not_utf8_and_an_error_at_the_end_are_placed_on_the_text() {
+    let sb = Sandbox::new();
+    let file = sb.path("wf.yaml");
+    std::fs::write(
+        &file,
+        b"name: x\nsteps:\n  - uses: noop\n    with: { summary: \"caf\xe9\" }\n",
+    )
+    .unwrap();
+    let ran = sb.wasmops(&["validate", file.to_str().unwrap()]);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("wf.yaml:4:26: byte 0xe9 is not UTF-8 text"),
+        "{}",
+        ran.stderr
+    );
+    // The same through `run`, and in a project's workflows folder.
+    let ran = sb.wasmops(&["run", file.to_str().unwrap()]);
+    assert_ne!(ran.code, 0);
+    assert!(ran.stderr.contains("wf.yaml:4:26"), "{}", ran.stderr);
+
+    // An error at the very end of a file with no final newline points at its last line.
+    let (code, out) = validate(&sb, "name: x\nsteps:\n  - uses: noop\n    with: {");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("wf.yaml:4:12: invalid YAML"), "{out}");
+}

@@ -62,7 +62,7 @@ pub async fn run(
         .canonicalize()
         .ok()
         .and_then(|f| f.parent().map(Path::to_path_buf));
-    let text = std::fs::read_to_string(file)?;
+    let text = crate::yaml::read_source(file).map_err(|d| anyhow::anyhow!("{d}"))?;
     let run = engine
         .run_to_end(RunSpec {
             workflow_yaml: text,
@@ -312,10 +312,11 @@ fn load_workflow(
     projects: &Projects,
 ) -> std::result::Result<Workflow, ExitCode> {
     let name = file.display().to_string();
-    let text = match std::fs::read_to_string(file) {
+    let text = match crate::yaml::read_source(file) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: cannot read {name}: {e}");
+            eprintln!("{e}");
+            eprintln!("1 error(s) in {name}");
             return Err(ExitCode::from(EXIT_INVALID));
         }
     };

@@ -8,15 +8,46 @@ use serde_json::{Map, Number, Value};
 
 pub type Node = MarkedYamlOwned;
 
+/// Reads a YAML file as text; a byte that is not UTF-8 is an error at its line and column.
+pub fn read_source(path: &std::path::Path) -> Result<String, Diagnostic> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Diagnostic {
+        file: file.clone(),
+        location: Location { line: 1, column: 1 },
+        yaml_path: String::new(),
+        message: format!("cannot read the file: {e}"),
+        hint: None,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let valid = &bytes[..e.utf8_error().valid_up_to()];
+        let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
+        Diagnostic {
+            file,
+            location: Location {
+                line: valid.iter().filter(|&&b| b == b'\n').count() + 1,
+                column,
+            },
+            yaml_path: String::new(),
+            message: format!(
+                "byte 0x{:02x} is not UTF-8 text",
+                bytes[e.utf8_error().valid_up_to()]
+            ),
+            hint: Some("save the file as UTF-8".into()),
+        }
+    })
+}
+
 /// Parses one YAML document. Syntax errors come back as a located diagnostic.
 pub fn load(file: &str, text: &str) -> Result<Node, Diagnostic> {
     bounds::check(file, text)?;
     let mut docs = Node::load_from_str(text).map_err(|e| Diagnostic {
         file: file.to_string(),
-        location: Location {
-            line: e.marker().line(),
-            column: e.marker().col() + 1,
-        },
+        location: within(text, e.marker().line(), e.marker().col() + 1),
         yaml_path: String::new(),
         message: format!("invalid YAML: {}", e.info()),
         hint: Some("check the indentation and quoting on this line and the one above".into()),
@@ -37,6 +68,20 @@ pub fn load(file: &str, text: &str) -> Result<Node, Diagnostic> {
             message: "the file holds more than one YAML document".into(),
             hint: Some("put each workflow in its own file".into()),
         }),
+    }
+}
+
+/// `line:column` as the parser reports it, moved back onto the text: at the end of a file
+/// without a final newline the parser points at the line after the last.
+fn within(text: &str, line: usize, column: usize) -> Location {
+    let lines = text.lines().count().max(1);
+    if line <= lines {
+        return Location { line, column };
+    }
+    let last = text.lines().last().unwrap_or_default();
+    Location {
+        line: lines,
+        column: last.chars().count() + 1,
     }
 }
 
