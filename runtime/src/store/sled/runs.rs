@@ -246,6 +246,9 @@ fn merge_descending(
     })
 }
 
+/// The most log lines stored under one key.
+const LOG_CHUNK: usize = 1_000;
+
 #[async_trait]
 impl RunStore for SledStore {
     async fn create(&self, run: &Run, spec: &RunSpec) -> Result<(), StoreError> {
@@ -277,11 +280,13 @@ impl RunStore for SledStore {
         if lines.is_empty() {
             return Ok(());
         }
+        // Lines go in chunks, one key each: a key per line cost sled far more memory than
+        // the text (a program printing a million lines took gigabytes).
         let mut batch = ::sled::Batch::default();
-        for line in lines {
+        for chunk in lines.chunks(LOG_CHUNK) {
             let mut key = format!("{run_id}/{step}/").into_bytes();
             key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-            batch.insert(key, encode(line)?);
+            batch.insert(key, encode(&chunk)?);
         }
         self.logs.apply_batch(batch)?;
         self.commit().await
@@ -400,11 +405,18 @@ impl RunStore for SledStore {
             if step.is_some_and(|s| !within_step(&path, s)) {
                 continue;
             }
-            let line: LogLine = decode("log line", &path, &value)?;
-            lines.push((u64::from_be_bytes(seq), path, line));
+            // A chunk of lines, or one line as stores before chunks kept them.
+            let chunk: Vec<LogLine> = match decode::<Vec<LogLine>>("log lines", &path, &value) {
+                Ok(chunk) => chunk,
+                Err(_) => vec![decode("log line", &path, &value)?],
+            };
+            lines.push((u64::from_be_bytes(seq), path, chunk));
         }
-        // Sequence numbers are global, so this is the order lines were written in.
+        // Sequence numbers are global, so this is the order chunks were written in.
         lines.sort_by_key(|(seq, ..)| *seq);
-        Ok(lines.into_iter().map(|(_, p, l)| (p, l)).collect())
+        Ok(lines
+            .into_iter()
+            .flat_map(|(_, path, chunk)| chunk.into_iter().map(move |l| (path.clone(), l)))
+            .collect())
     }
 }
