@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex};
 /// The most one call's log keeps; a plugin that prints more is truncated, not the daemon's
 /// memory.
 const MAX_LOG_BYTES: usize = 4 << 20;
+/// What a line costs beyond its text (timestamp, stream, record): counted against
+/// [`MAX_LOG_BYTES`] too, so a million one-character lines are bounded like a million long ones.
+const LINE_OVERHEAD: usize = 64;
 
 /// One line of a call's log.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -52,7 +55,8 @@ impl CallLog {
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buf.bytes + text.len() > MAX_LOG_BYTES {
+        let cost = text.len() + LINE_OVERHEAD;
+        if buf.bytes + cost > MAX_LOG_BYTES {
             if !buf.truncated {
                 buf.truncated = true;
                 buf.lines.push(LogLine {
@@ -63,7 +67,7 @@ impl CallLog {
             }
             return;
         }
-        buf.bytes += text.len();
+        buf.bytes += cost;
         buf.lines.push(LogLine {
             ts: chrono::Utc::now().timestamp_millis(),
             stream: stream.to_string(),
@@ -100,5 +104,16 @@ mod tests {
         assert_eq!(lines.len(), 3, "one big line, then the truncation notice");
         assert_eq!(lines[2].stream, "warn");
         assert!(log.drain().is_empty());
+    }
+
+    #[test]
+    fn many_short_lines_are_bounded_too() {
+        let log = CallLog::new(Redactor::default());
+        for i in 0..1_000_000 {
+            log.push("stdout", &(i % 10).to_string());
+        }
+        let lines = log.drain();
+        assert!(lines.len() < 70_000, "{} lines kept", lines.len());
+        assert_eq!(lines.last().unwrap().stream, "warn");
     }
 }
