@@ -84,6 +84,50 @@ fn a_step_timeout_kills_the_program_and_fails_the_step() {
 }
 
 #[test]
+fn what_a_program_printed_before_its_timeout_is_kept() {
+    let sb = Sandbox::new();
+    for _ in 0..3 {
+        let (code, run) = sb.run_json(
+            "steps:\n  - name: hangs\n    timeout: 1s\n    uses: script\n    with: { run: \"echo hello; echo world >&2; sleep 60\" }\n",
+            &[],
+        );
+        assert_eq!(code, 1, "{run:#}");
+        let logs = sb.wasmops(&["runs", "logs", run["id"].as_str().unwrap()]);
+        assert!(
+            logs.stdout.contains("hello") && logs.stdout.contains("world"),
+            "{}",
+            logs.stdout
+        );
+    }
+}
+
+#[test]
+fn a_million_lines_are_stored_in_order_up_to_the_cap() {
+    let sb = Sandbox::new();
+    let (code, run) = sb.run_json(
+        "steps:\n  - uses: script\n    with: { run: \"seq 1 1000000\" }\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{run:#}");
+    let logs = sb.wasmops(&["runs", "logs", run["id"].as_str().unwrap()]);
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    let numbers: Vec<u64> = logs
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+        .collect();
+    assert!(numbers.len() > 10_000, "{} lines", numbers.len());
+    assert!(
+        numbers.iter().zip(1..).all(|(n, expected)| *n == expected),
+        "lines out of order or missing"
+    );
+    assert!(
+        logs.stdout.contains("log truncated at"),
+        "no truncation notice"
+    );
+}
+
+#[test]
 fn a_trapping_plugin_fails_its_step_and_the_next_run_still_works() {
     let sb = Sandbox::new();
     let (code, run) = sb.run_json(
@@ -148,7 +192,8 @@ fn bad_input_is_refused_before_anything_runs() {
     let ran = sb.wasmops(&["run", "missing.yaml"]);
     assert_eq!(ran.code, 2);
     assert!(
-        ran.stderr.contains("cannot read missing.yaml"),
+        ran.stderr
+            .contains("missing.yaml: cannot read the file: No such file or directory"),
         "{}",
         ran.stderr
     );

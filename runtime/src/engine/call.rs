@@ -78,6 +78,7 @@ impl RunCtx {
                 .map(|d| d.to_string_lossy().into_owned()),
         };
         let sandbox = &engine.sandbox;
+        let log_stream = super::logs::stream(log, engine.runs.clone(), &self.run_id, &node.path);
         let result = match kind {
             CallKind::Run => sandbox.step_run(&plugin, env, &request).await,
             CallKind::Resume { state, decision } => {
@@ -92,14 +93,7 @@ impl RunCtx {
             &self.workspace,
             &std::path::Path::new(OUTPUTS_DIR).join(format!("{}.{attempt}.env", node.path)),
         );
-        let lines = log.drain();
-        if let Err(e) = engine
-            .runs
-            .append_logs(&self.run_id, &node.path, &lines)
-            .await
-        {
-            tracing::error!(run = %self.run_id, "cannot store logs: {e:#}");
-        }
+        log_stream.finish().await;
         match result.map_err(|failure| failure.to_string())? {
             StepOutcome::Completed(result) => {
                 if result.outputs.len() > MAX_OUTPUTS_BYTES {

@@ -6,6 +6,7 @@ mod call;
 mod children;
 mod executor;
 mod files;
+mod logs;
 mod plan;
 mod records;
 mod waits;
