@@ -23,11 +23,16 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.location.line, self.location.column, self.message
-        )?;
+        // Line 0: a problem with the file as a whole (it cannot be read), at no position.
+        if self.location.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)?;
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.location.line, self.location.column, self.message
+            )?;
+        }
         if !self.yaml_path.is_empty() {
             write!(f, " (at `{}`)", self.yaml_path)?;
         }

@@ -13,7 +13,7 @@ pub fn read_source(path: &std::path::Path) -> Result<String, Diagnostic> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| Diagnostic {
         file: file.clone(),
-        location: Location { line: 1, column: 1 },
+        location: Location { line: 0, column: 0 },
         yaml_path: String::new(),
         message: format!("cannot read the file: {e}"),
         hint: None,
