@@ -2,6 +2,7 @@
 //! WebAssembly component. The host parses workflows, walks step trees, keeps durable state and
 //! decides what each plugin may touch.
 
+pub mod blocking;
 pub mod catalog;
 pub mod cli;
 pub mod config;

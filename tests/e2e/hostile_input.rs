@@ -203,3 +203,51 @@ fn a_byte_that_is_not_utf8_and_an_error_at_the_end_are_placed_on_the_text() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("wf.yaml:4:12: invalid YAML"), "{out}");
 }
+
+#[test]
+fn validating_large_drafts_leaves_the_daemon_responsive() {
+    let (_sb, d) = daemon_with_hello_world();
+    let steps: String = (0..12_000)
+        .map(|i| {
+            format!(
+                "  - id: s{i}\n    uses: noop\n    with: {{ summary: \"{{{{ run.id }}}} {i}\" }}\n"
+            )
+        })
+        .collect();
+    let path = "/api/v1/projects/hello_world/workflows/large";
+    let (status, body) = d.call(
+        Some(JANE),
+        "PUT",
+        path,
+        Some(json!({ "yaml": format!("steps:\n{steps}") })),
+    );
+    assert_eq!(status, 200, "{body:#}");
+    let finished = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let validations: Vec<_> = (0..2)
+        .map(|_| {
+            let (url, finished) = (d.url.clone(), finished.clone());
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                let answer = ureq::post(&format!("{url}{path}/validate"))
+                    .header("Authorization", &format!("Bearer {JANE}"))
+                    .send_json(json!({}));
+                assert!(answer.is_ok(), "{answer:?}");
+                finished.lock().unwrap().push(started.elapsed());
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // While both validations run, the daemon still answers at once: neither holds an async
+    // worker.
+    let health = ureq::get(&format!("{}/healthz", d.url)).call();
+    let validated_meanwhile = finished.lock().unwrap().len();
+    assert!(health.is_ok(), "{health:?}");
+    for v in validations {
+        v.join().unwrap();
+    }
+    let took = finished.lock().unwrap().clone();
+    assert_eq!(
+        validated_meanwhile, 0,
+        "/healthz waited for a validation to finish (they took {took:?})"
+    );
+}

@@ -27,6 +27,9 @@ pub enum CatalogError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The work itself failed (a panic while validating).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<TxError> for CatalogError {
@@ -148,19 +151,28 @@ impl Catalog {
         install: impl FnOnce(&Projects),
     ) -> Result<Applied, CatalogError> {
         self.check_files(sources).await?;
-        Projects::from_sources(sources).map_err(|e| CatalogError::Invalid(e.to_string()))?;
-        let mut parsed = Vec::new();
-        for source in sources {
-            let code = source
-                .parse()
-                .map(|p| p.code)
-                .map_err(|e| CatalogError::Invalid(e.to_string()))?;
-            check_code("project code", &code)?;
-            for wf_code in source.workflows.keys() {
-                check_code("workflow code", wf_code)?;
-            }
-            parsed.push((code, source));
-        }
+        // Parsing every project is CPU work that grows with the projects: off the async workers.
+        let owned = sources.to_vec();
+        let codes = crate::blocking::run(move || {
+            Projects::from_sources(&owned).map_err(|e| CatalogError::Invalid(e.to_string()))?;
+            owned
+                .iter()
+                .map(|source| {
+                    let code = source
+                        .parse()
+                        .map(|p| p.code)
+                        .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+                    check_code("project code", &code)?;
+                    for wf_code in source.workflows.keys() {
+                        check_code("workflow code", wf_code)?;
+                    }
+                    Ok(code)
+                })
+                .collect::<Result<Vec<String>, CatalogError>>()
+        })
+        .await
+        .map_err(CatalogError::Internal)??;
+        let parsed: Vec<(String, &ProjectSource)> = codes.into_iter().zip(sources).collect();
         let _turn = self.applying.lock().await;
         let (workflows, projects) = transact(self.store.as_ref(), |tx| {
             let mut written = Vec::new();
@@ -239,27 +251,34 @@ impl Catalog {
         &self,
         path: &str,
         yaml: &str,
-        registry: &Registry,
-        projects: &Projects,
+        registry: &Arc<Registry>,
+        projects: &Arc<Projects>,
     ) -> Result<Vec<String>, CatalogError> {
-        let file = format!("{path}.yaml");
-        let workflow = match crate::workflow::parse_workflow(&file, yaml) {
-            Err(errors) => return Ok(errors.0.iter().map(ToString::to_string).collect()),
-            Ok(workflow) => workflow,
-        };
-        let mut found: Vec<String> =
-            crate::validate::check_references(&workflow, registry, projects)
-                .iter()
-                .map(ToString::to_string)
-                .collect();
         let catalog: BTreeMap<String, WorkflowRecord> = self
             .list()
             .await?
             .into_iter()
             .map(|r| (r.path.clone(), r))
             .collect();
-        found.extend(calls::check_calls(&catalog, path, &workflow));
-        Ok(found)
+        let (path, yaml) = (path.to_string(), yaml.to_string());
+        let (registry, projects) = (registry.clone(), projects.clone());
+        // Seconds of CPU for a large draft: off the async workers.
+        crate::blocking::run(move || {
+            let file = format!("{path}.yaml");
+            let workflow = match crate::workflow::parse_workflow(&file, &yaml) {
+                Err(errors) => return errors.0.iter().map(ToString::to_string).collect(),
+                Ok(workflow) => workflow,
+            };
+            let mut found: Vec<String> =
+                crate::validate::check_references(&workflow, &registry, &projects)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+            found.extend(calls::check_calls(&catalog, &path, &workflow));
+            found
+        })
+        .await
+        .map_err(CatalogError::Internal)
     }
 
     /// Validates the draft, then makes it the next version, unless the draft changed meanwhile.
@@ -267,8 +286,8 @@ impl Catalog {
         &self,
         path: &str,
         actor: &Actor,
-        registry: &Registry,
-        projects: &Projects,
+        registry: &Arc<Registry>,
+        projects: &Arc<Projects>,
     ) -> Result<WorkflowRecord, CatalogError> {
         let draft = self.get(path).await?.draft;
         let problems = self.problems(path, &draft, registry, projects).await?;

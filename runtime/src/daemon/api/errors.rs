@@ -83,6 +83,9 @@ impl From<CatalogError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid workflow", m)
             }
             CatalogError::Store(e) => ApiError::from_store(&e),
+            CatalogError::Internal(m) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", m)
+            }
         }
     }
 }
