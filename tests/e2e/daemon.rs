@@ -998,3 +998,83 @@ fn runs_are_listed_a_page_at_a_time_by_the_store() {
         assert_eq!(body["error"], "bad request", "{bad}: {body:#}");
     }
 }
+
+#[test]
+fn after_kill_9_each_child_run_is_driven_once_and_an_approved_child_stays_approved() {
+    let (_sb, mut d) = daemon_with_hello_world();
+    publish(
+        &d,
+        "hello_world",
+        "busy-child",
+        "steps:\n  - name: Works\n    uses: script\n    with: { run: \"echo start; sleep 2; echo done\" }\n",
+    );
+    publish(
+        &d,
+        "hello_world",
+        "gated-child",
+        "steps:\n  - type: wait\n    requires_approval_from: { ldap_groups: [release-managers] }\n  - uses: noop\n",
+    );
+    publish(
+        &d,
+        "hello_world",
+        "fan-out",
+        "steps:\n  - type: workflow\n    target: /projects/hello_world/workflows/busy-child\n    run_as: parallel\n    property_overrides: [{ n: 1 }, { n: 2 }]\n  - type: workflow\n    target: /projects/hello_world/workflows/gated-child\n",
+    );
+    let id = start(&d, "/projects/hello_world/workflows/fan-out", json!({}));
+    let children = |d: &Daemon, path: &str| -> Vec<String> {
+        let run = d.wait_for(&id, "children", |r| {
+            try_step(r, path)["outputs"]["runs"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        });
+        step(&run, path)["outputs"]["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    // Killed while the busy children run.
+    let busy = children(&d, "1");
+    for child in &busy {
+        d.wait_for(child, "running", |r| {
+            try_step(r, "1")["status"] == "running"
+        });
+    }
+    d.restart();
+    // Killed again while the gated child waits.
+    let gated = children(&d, "2");
+    d.wait_status(&gated[0], "waiting");
+    d.restart();
+    d.wait_status(&gated[0], "waiting");
+    let (status, body) = d.post(
+        JANE,
+        &format!("/api/v1/runs/{}/steps/1/approve", gated[0]),
+        json!({"comment": "go"}),
+    );
+    assert_eq!(status, 200, "{body:#}");
+    let run = d.wait_for(&id, "finished", |r| {
+        r["status"] == "succeeded" || r["status"] == "failed"
+    });
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    for child in &busy {
+        let (status, logs) = d.call(
+            Some(JANE),
+            "GET",
+            &format!("/api/v1/runs/{child}/logs"),
+            None,
+        );
+        assert_eq!(status, 200);
+        let text = logs.to_string();
+        // Run again once after the kill, never by two drivers at once.
+        assert_eq!(text.matches("done").count(), 1, "{child}: {logs:#}");
+        assert!(text.matches("start").count() <= 2, "{child}: {logs:#}");
+    }
+    let gate = d.get(&format!("/api/v1/runs/{}", gated[0]));
+    assert_eq!(gate["status"], "succeeded", "{gate:#}");
+    assert_eq!(
+        step(&gate, "1")["approved_by"],
+        "jane@example.com",
+        "{gate:#}"
+    );
+}

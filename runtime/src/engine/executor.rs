@@ -182,7 +182,10 @@ fn cancel_children<'a>(
         let children = list_all(engine.runs.as_ref(), query).await?;
         for child in children {
             engine.live.runs.lock().unwrap().remove(&child.id);
-            engine.live.cancels.lock().unwrap().remove(&child.id);
+            // A child driven on its own (resumed after a restart) stops with its programs.
+            if let Some(token) = engine.live.cancels.lock().unwrap().get(&child.id) {
+                token.cancel();
+            }
             let mut run = engine.load(&child.id).await?;
             fn settle(steps: &mut [StepRun]) {
                 for step in steps {

@@ -4,6 +4,7 @@
 
 mod call;
 mod children;
+mod claims;
 mod executor;
 mod files;
 mod logs;
@@ -69,6 +70,7 @@ pub struct LiveRuns {
     runs: Mutex<HashMap<String, Arc<RunCtx>>>,
     cancels: Mutex<HashMap<String, CancellationToken>>,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    claims: claims::Claims,
     pub events: tokio::sync::broadcast::Sender<RunEvent>,
     /// Finished steps by status: (count, total milliseconds).
     pub step_totals: Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
@@ -80,6 +82,7 @@ impl Default for LiveRuns {
             runs: Default::default(),
             cancels: Default::default(),
             slots: Default::default(),
+            claims: Default::default(),
             events: tokio::sync::broadcast::channel(4096).0,
             step_totals: Default::default(),
         }
@@ -205,21 +208,31 @@ impl Engine {
     }
 
     /// Waits for a slot of the run's workflow (one run at a time unless `concurrency` says
-    /// otherwise; waiting runs queue in order), then executes or resumes it.
+    /// otherwise; waiting runs queue in order), then executes or resumes it. A run someone
+    /// else is driving is not driven twice: this waits for that driver to finish.
     pub async fn drive(self: &Arc<Self>, run_id: &str) -> anyhow::Result<()> {
+        match self.claim(run_id) {
+            Ok(claim) => self.drive_claimed(claim).await,
+            Err(busy) => {
+                busy.finished().await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn drive_claimed(self: &Arc<Self>, claim: claims::Claim) -> anyhow::Result<()> {
+        let run_id = claim.run_id();
         let spec = self
             .runs
             .spec(run_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("run `{run_id}` has no stored spec"))?;
         let concurrency = Self::parse_spec(&spec).map(|w| w.concurrency).unwrap_or(1);
-        let cancel = self.cancel_token(run_id);
+        let cancel = claim.cancel.clone();
         // A child run is part of its parent's run: it takes no slot of its own, or a parallel
         // fan-out of one workflow would run one child at a time.
         if spec.trigger.inputs.contains_key("parent") {
-            let result = executor::execute(self.clone(), run_id, spec, cancel).await;
-            self.live.cancels.lock().unwrap().remove(run_id);
-            return result;
+            return executor::execute(self.clone(), run_id, spec, cancel).await;
         }
         let slot = {
             let mut slots = self.live.slots.lock().unwrap();
@@ -236,18 +249,7 @@ impl Engine {
         };
         let result = executor::execute(self.clone(), run_id, spec, cancel).await;
         drop(permit);
-        self.live.cancels.lock().unwrap().remove(run_id);
         result
-    }
-
-    fn cancel_token(&self, run_id: &str) -> CancellationToken {
-        self.live
-            .cancels
-            .lock()
-            .unwrap()
-            .entry(run_id.to_string())
-            .or_default()
-            .clone()
     }
 
     /// After a restart: queued runs start (in the order they were created) and runs that were
@@ -289,6 +291,13 @@ impl Engine {
     /// Runs a failed or cancelled run again: completed steps are kept, failed and unfinished
     /// ones run again.
     pub async fn retry(self: &Arc<Self>, run_id: &str) -> Result<Run, EngineError> {
+        // Claimed before the status is read: of two retries at once, one drives and the other
+        // is refused, and no earlier drive's cancel reaches this one.
+        let claim = self.claim(run_id).map_err(|_| {
+            EngineError::Conflict(format!(
+                "run `{run_id}` is being driven; it cannot be retried now"
+            ))
+        })?;
         let mut run = self.load(run_id).await?;
         if !matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
             return Err(EngineError::Conflict(format!(
@@ -300,7 +309,13 @@ impl Engine {
         run.finished_at = None;
         run.error = None;
         self.runs.put(run_id, Some(&run), &[]).await?;
-        self.spawn(run_id.to_string());
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let run_id = claim.run_id().to_string();
+            if let Err(e) = engine.drive_claimed(claim).await {
+                tracing::error!(run = %run_id, "run failed to execute: {e:#}");
+            }
+        });
         Ok(run)
     }
 }

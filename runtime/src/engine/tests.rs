@@ -427,3 +427,19 @@ async fn templates_see_only_the_secrets_granted_to_their_step_s_plugin() {
         assert!(!text.contains("tok-granted-5150"), "{field}: {text}");
     }
 }
+
+#[tokio::test]
+async fn of_two_retries_at_once_one_drives_and_the_other_is_refused() {
+    let h = harness();
+    let failed = h
+        .run("steps:\n  - uses: noop\n    with: { fail: no }\n")
+        .await;
+    assert_eq!(failed.status, RunStatus::Failed, "{failed:#?}");
+    let (a, b) = tokio::join!(h.engine.retry(&failed.id), h.engine.retry(&failed.id));
+    let refused = [&a, &b]
+        .iter()
+        .filter(|r| matches!(r, Err(EngineError::Conflict(_))))
+        .count();
+    assert_eq!(refused, 1, "{a:?} {b:?}");
+    assert!(a.is_ok() || b.is_ok(), "{a:?} {b:?}");
+}
