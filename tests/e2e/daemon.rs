@@ -1078,3 +1078,40 @@ fn after_kill_9_each_child_run_is_driven_once_and_an_approved_child_stays_approv
         "{gate:#}"
     );
 }
+
+#[test]
+fn a_workflow_step_that_times_out_cancels_its_child_runs() {
+    let (_sb, d) = daemon_with_hello_world();
+    publish(
+        &d,
+        "hello_world",
+        "sleepy-child",
+        "steps:\n  - uses: script\n    with: { run: \"sleep 60\" }\n",
+    );
+    publish(
+        &d,
+        "hello_world",
+        "impatient",
+        "steps:\n  - name: Stage\n    run_as: sequential\n    timeout: 2s\n    children:\n      - type: workflow\n        target: /projects/hello_world/workflows/sleepy-child\n        run_as: parallel\n        property_overrides: [{ n: 1 }, { n: 2 }]\n",
+    );
+    let id = start(&d, "/projects/hello_world/workflows/impatient", json!({}));
+    let run = d.wait_for(&id, "finished", |r| r["status"] == "failed");
+    assert!(
+        step(&run, "1")["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 2s"),
+        "{run:#}"
+    );
+    let children: Vec<String> = step(&run, "1.1")["outputs"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(children.len(), 2, "{run:#}");
+    for child in &children {
+        let child = d.wait_status(child, "cancelled");
+        assert_eq!(step(&child, "1")["status"], "cancelled", "{child:#}");
+    }
+}

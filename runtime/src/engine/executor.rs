@@ -173,6 +173,16 @@ fn cancel_children<'a>(
     engine: &'a Engine,
     run_id: &'a str,
 ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
+    cancel_children_within(engine, run_id, None)
+}
+
+/// Marks the unfinished child runs of `run_id` cancelled, of every step or only of the steps
+/// at or beneath `step`, and their own children with them.
+fn cancel_children_within<'a>(
+    engine: &'a Engine,
+    run_id: &'a str,
+    step: Option<&'a str>,
+) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
     Box::pin(async move {
         let query = RunQuery {
             parent: Some(run_id.to_string()),
@@ -181,6 +191,15 @@ fn cancel_children<'a>(
         };
         let children = list_all(engine.runs.as_ref(), query).await?;
         for child in children {
+            let started_by = child
+                .parent()
+                .and_then(|p| p.split_once('/'))
+                .map(|(_, path)| path.to_string());
+            if let Some(step) = step
+                && !started_by.is_some_and(|path| crate::store::within_step(&path, step))
+            {
+                continue;
+            }
             engine.live.runs.lock().unwrap().remove(&child.id);
             // A child driven on its own (resumed after a restart) stops with its programs.
             if let Some(token) = engine.live.cancels.lock().unwrap().get(&child.id) {
@@ -423,6 +442,14 @@ fn run_node(ctx: Arc<RunCtx>, node: Arc<Node>) -> futures::future::BoxFuture<'st
                                 "cancelled: the enclosing step timed out",
                             )
                             .await;
+                            // Child runs its workflow steps started were driven inside the
+                            // future the timeout dropped: settle them too.
+                            if let Err(e) =
+                                cancel_children_within(&ctx.engine, &ctx.run_id, Some(&node.path))
+                                    .await
+                            {
+                                tracing::error!(run = %ctx.run_id, "cannot cancel child runs: {e:#}");
+                            }
                             Err(format!(
                                 "timed out after {}",
                                 humantime::format_duration(limit)

@@ -337,7 +337,7 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 /// `2.1` is `2.1` or beneath it (`2.1.3`), never `2.10`.
-fn within_step(path: &str, step: &str) -> bool {
+pub fn within_step(path: &str, step: &str) -> bool {
     path == step
         || path
             .strip_prefix(step)
