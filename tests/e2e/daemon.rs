@@ -1115,3 +1115,41 @@ fn a_workflow_step_that_times_out_cancels_its_child_runs() {
         assert_eq!(step(&child, "1")["status"], "cancelled", "{child:#}");
     }
 }
+
+#[test]
+fn sigterm_stops_programs_exits_zero_and_the_run_resumes_at_the_next_start() {
+    let (sb, mut d) = daemon_with_hello_world();
+    // A sleep no other test runs, to find its process by.
+    publish(
+        &d,
+        "hello_world",
+        "long",
+        "steps:\n  - uses: script\n    with: { run: \"echo begun; sleep 3.0173\" }\n",
+    );
+    let id = start(&d, "/projects/hello_world/workflows/long", json!({}));
+    d.wait_for(&id, "running", |r| try_step(r, "1")["status"] == "running");
+    let sleeping = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"3.0173"))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sleeping() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(sleeping(), "the program never started");
+    let status = d.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(!sleeping(), "the program outlived the daemon");
+    assert!(sb.path("data/stopped-cleanly").exists());
+
+    d.start_again();
+    let run = d.wait_for(&id, "finished", |r| {
+        r["status"] == "succeeded" || r["status"] == "failed"
+    });
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    // A clean stop is not a crash: nothing counted towards the crash-loop guard.
+    assert!(run.get("interruptions").is_none(), "{run:#}");
+    assert!(!sb.path("data/stopped-cleanly").exists());
+}

@@ -147,6 +147,31 @@ impl Daemon {
         }
     }
 
+    /// SIGTERM, as systemd stops a service: the daemon's exit status, once it has exited
+    /// (within 60 s).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the daemon is running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        panic!("the daemon did not exit within 60 s of SIGTERM");
+    }
+
+    /// Starts the daemon again after [`Daemon::terminate`].
+    pub fn start_again(&mut self) {
+        self.launch();
+    }
+
     pub fn restart(&mut self) {
         self.kill();
         self.launch();

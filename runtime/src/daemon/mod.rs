@@ -84,7 +84,9 @@ pub async fn up(opts: UpOptions) -> Result<()> {
             catalog: stores.catalog,
         },
     });
-    let resumed = engine.recover().await?;
+    // Written by the last daemon when it shut down cleanly (see the end of this function).
+    let stopped_cleanly = std::fs::remove_file(data.join(CLEAN_STOP)).is_ok();
+    let resumed = engine.recover(stopped_cleanly).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -101,11 +103,35 @@ pub async fn up(opts: UpOptions) -> Result<()> {
         catalog,
         directory: Arc::new(auth::ConfigDirectory::new(users)),
     };
-    serve::serve(listener, api::router(state), async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    let engine = state.engine.clone();
+    serve::serve(listener, api::router(state), stop_signal()).await?;
+    // Stop accepting work (done), stop every run with its programs, then say the stop was
+    // clean: the next start resumes those runs without counting them as interrupted. Every
+    // state change was durable when it was made, so there is nothing left to flush.
+    eprintln!("wasmops: stopping; runs in progress resume at the next start");
+    engine.stop().await;
+    std::fs::write(data.join(CLEAN_STOP), "")
+        .with_context(|| format!("cannot write {}", data.join(CLEAN_STOP).display()))?;
     Ok(())
+}
+
+/// The file a daemon leaves when it stopped its runs itself.
+const CLEAN_STOP: &str = "stopped-cleanly";
+
+/// SIGTERM (systemd's stop, `docker stop`, `kill`) or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// With no `[[users]]` configured, a local `admin` user with the `admin` role, so a fresh

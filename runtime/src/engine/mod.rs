@@ -71,6 +71,9 @@ pub struct LiveRuns {
     cancels: Mutex<HashMap<String, CancellationToken>>,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     claims: claims::Claims,
+    /// The tasks driving runs, so that a shutdown can stop them (and with them their
+    /// programs) before the process exits.
+    tasks: Mutex<tokio::task::JoinSet<()>>,
     pub events: tokio::sync::broadcast::Sender<RunEvent>,
     /// Finished steps by status: (count, total milliseconds).
     pub step_totals: Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
@@ -83,6 +86,7 @@ impl Default for LiveRuns {
             cancels: Default::default(),
             slots: Default::default(),
             claims: Default::default(),
+            tasks: Default::default(),
             events: tokio::sync::broadcast::channel(4096).0,
             step_totals: Default::default(),
         }
@@ -186,11 +190,28 @@ impl Engine {
 
     pub fn spawn(self: &Arc<Self>, run_id: String) {
         let engine = self.clone();
-        tokio::spawn(async move {
+        self.track(async move {
             if let Err(e) = engine.drive(&run_id).await {
                 tracing::error!(run = %run_id, "run failed to execute: {e:#}");
             }
         });
+    }
+
+    /// Runs `task` in the background where [`Engine::stop`] can reach it.
+    fn track(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.live.tasks.lock().unwrap();
+        // Forget the ones that have ended, so the set holds only what still runs.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// Stops driving every run (a shutdown): their tasks are dropped, which stops their
+    /// plugins and kills their programs' process groups. The runs stay as stored; the next
+    /// start resumes them.
+    pub async fn stop(&self) {
+        let mut tasks = std::mem::take(&mut *self.live.tasks.lock().unwrap());
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
     }
 
     /// Runs to the end in this task (embedded `wasmops run`) and returns the final record.
@@ -254,13 +275,23 @@ impl Engine {
 
     /// After a restart: queued runs start (in the order they were created) and runs that were
     /// running or waiting resume; completed steps are kept, interrupted ones run again.
-    pub async fn recover(self: &Arc<Self>) -> Result<usize, EngineError> {
+    ///
+    /// `stopped_cleanly`: the last daemon was shut down (SIGTERM) and stopped its runs itself,
+    /// so runs it left `running` were not interrupted by a crash and go back to `queued`
+    /// instead of counting towards a crash loop.
+    pub async fn recover(self: &Arc<Self>, stopped_cleanly: bool) -> Result<usize, EngineError> {
         let query = RunQuery {
             statuses: RunStatus::ACTIVE.to_vec(),
             ..RunQuery::default()
         };
         let mut pending = list_all(self.runs.as_ref(), query).await?;
         pending.sort_by_key(|r| r.created_at);
+        for run in pending.iter_mut() {
+            if stopped_cleanly && run.status == RunStatus::Running {
+                run.status = RunStatus::Queued;
+                self.runs.put(&run.id, Some(run), &[]).await?;
+            }
+        }
         for run in &pending {
             self.spawn(run.id.clone());
         }
@@ -310,7 +341,7 @@ impl Engine {
         run.error = None;
         self.runs.put(run_id, Some(&run), &[]).await?;
         let engine = self.clone();
-        tokio::spawn(async move {
+        self.track(async move {
             let run_id = claim.run_id().to_string();
             if let Err(e) = engine.drive_claimed(claim).await {
                 tracing::error!(run = %run_id, "run failed to execute: {e:#}");

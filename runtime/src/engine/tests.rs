@@ -247,7 +247,7 @@ async fn recovered_after_stopping_mid_run(yaml: &str, interruptions: u32) -> Run
     run.interruptions = interruptions;
     stores.runs.put(&run.id, Some(&run), &[]).await.unwrap();
     let second = harness_on(stores.clone());
-    assert_eq!(second.engine.recover().await.unwrap(), 1);
+    assert_eq!(second.engine.recover(false).await.unwrap(), 1);
     let mut last = second.engine.load(&run.id).await.unwrap();
     for _ in 0..500 {
         if !last.status.is_active() {
@@ -291,7 +291,7 @@ async fn a_parked_run_survives_its_engine_and_resumes_in_the_next() {
     // A new engine over the same store, as after a restart. (The first one's task stays parked
     // on its own waiter, as a killed process would leave nothing: only the store carries over.)
     let second = harness_on(stores.clone());
-    assert_eq!(second.engine.recover().await.unwrap(), 1);
+    assert_eq!(second.engine.recover(false).await.unwrap(), 1);
     let ops = Actor {
         name: "ops".into(),
         groups: vec![],
