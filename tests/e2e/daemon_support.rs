@@ -158,12 +158,13 @@ impl Daemon {
         assert!(sent.success());
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Ok(Some(status)) = child.try_wait() {
                 return status;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("the daemon did not exit within 60 s of SIGTERM");
     }
 
