@@ -122,6 +122,7 @@ pub(super) async fn execute(
         base,
         state: Mutex::new(RunState { run, by_id }),
         waiters: Default::default(),
+        deciding: Default::default(),
     });
     engine
         .live

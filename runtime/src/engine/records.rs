@@ -25,6 +25,9 @@ pub(super) struct RunCtx {
     pub state: Mutex<RunState>,
     /// Parked steps wait on these; a decision wakes them.
     pub waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Held while a decision is checked, stored and applied, so two at once cannot both pass
+    /// the check.
+    pub deciding: tokio::sync::Mutex<()>,
 }
 
 pub(super) struct RunState {
@@ -100,15 +103,13 @@ impl RunCtx {
             return;
         }
         if let Err(e) = self.engine.runs.put(&self.run_id, None, records).await {
+            // Not durable, so not announced: a watcher must never see what a crash could
+            // take back.
             tracing::error!(run = %self.run_id, "cannot store steps: {e:#}");
+            return;
         }
-        // Announced only once durable, so a watcher never sees what a crash could take back.
         for record in records {
-            let _ = self.engine.live.events.send(super::RunEvent {
-                run: self.run_id.clone(),
-                kind: "step",
-                data: serde_json::to_value(record).unwrap_or_default(),
-            });
+            self.announce(record);
             if record.status.is_finished() && record.status != StepStatus::Skipped {
                 let status = format!("{:?}", record.status).to_lowercase();
                 let mut totals = self.engine.live.step_totals.lock().unwrap();
@@ -117,6 +118,15 @@ impl RunCtx {
                 entry.1 += record.duration_ms.unwrap_or(0);
             }
         }
+    }
+
+    /// Tells event watchers about a step record that is durable.
+    pub fn announce(&self, record: &StepRun) {
+        let _ = self.engine.live.events.send(super::RunEvent {
+            run: self.run_id.clone(),
+            kind: "step",
+            data: serde_json::to_value(record).unwrap_or_default(),
+        });
     }
 
     pub async fn log(&self, node: &Node, stream: &str, text: &str) {

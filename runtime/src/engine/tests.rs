@@ -443,3 +443,119 @@ async fn of_two_retries_at_once_one_drives_and_the_other_is_refused() {
     assert_eq!(refused, 1, "{a:?} {b:?}");
     assert!(a.is_ok() || b.is_ok(), "{a:?} {b:?}");
 }
+
+/// A store whose writes fail while `failing` is set (a full disk), reads as usual.
+struct FailingWrites {
+    inner: Arc<dyn RunStore>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl FailingWrites {
+    fn check(&self) -> Result<(), crate::store::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::store::StoreError::Backend(
+                "No space left on device".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl RunStore for FailingWrites {
+    async fn create(&self, run: &Run, spec: &RunSpec) -> Result<(), crate::store::StoreError> {
+        self.check()?;
+        self.inner.create(run, spec).await
+    }
+    async fn put(
+        &self,
+        run_id: &str,
+        header: Option<&Run>,
+        steps: &[StepRun],
+    ) -> Result<(), crate::store::StoreError> {
+        self.check()?;
+        self.inner.put(run_id, header, steps).await
+    }
+    async fn append_logs(
+        &self,
+        run_id: &str,
+        step: &str,
+        lines: &[crate::records::LogLine],
+    ) -> Result<(), crate::store::StoreError> {
+        self.check()?;
+        self.inner.append_logs(run_id, step, lines).await
+    }
+    async fn run(&self, id: &str) -> Result<Option<Run>, crate::store::StoreError> {
+        self.inner.run(id).await
+    }
+    async fn spec(&self, id: &str) -> Result<Option<RunSpec>, crate::store::StoreError> {
+        self.inner.spec(id).await
+    }
+    async fn list(
+        &self,
+        query: &crate::store::RunQuery,
+    ) -> Result<crate::store::RunPage, crate::store::StoreError> {
+        self.inner.list(query).await
+    }
+    async fn count_by_status(
+        &self,
+    ) -> Result<std::collections::BTreeMap<RunStatus, u64>, crate::store::StoreError> {
+        self.inner.count_by_status().await
+    }
+    async fn logs(
+        &self,
+        run_id: &str,
+        step: Option<&str>,
+    ) -> Result<Vec<(String, crate::records::LogLine)>, crate::store::StoreError> {
+        self.inner.logs(run_id, step).await
+    }
+}
+
+#[tokio::test]
+async fn a_decision_the_store_cannot_keep_is_refused_and_changes_nothing() {
+    let memory = Stores::memory();
+    let failing = Arc::new(FailingWrites {
+        inner: memory.runs.clone(),
+        failing: Default::default(),
+    });
+    let stores = Stores {
+        runs: failing.clone(),
+        catalog: memory.catalog.clone(),
+    };
+    let h = harness_on(stores);
+    let queued = h
+        .engine
+        .submit(spec("steps:\n  - type: wait\n  - uses: noop\n"))
+        .await
+        .unwrap();
+    until(h.stores.runs.as_ref(), &queued.id, RunStatus::Waiting).await;
+    let ops = Actor {
+        name: "ops".into(),
+        groups: vec![],
+        role: Role::Operator,
+    };
+    let input = DecisionInput {
+        kind: "continue".into(),
+        comment: None,
+    };
+    failing
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = h.engine.decide(&queued.id, "1", input.clone(), &ops).await;
+    assert!(matches!(refused, Err(EngineError::Store(_))), "{refused:?}");
+    // Neither the store nor the run in memory took the decision; the step still waits.
+    let stored = h.engine.load(&queued.id).await.unwrap();
+    assert!(step(&stored, "1").wait.as_ref().unwrap().decision.is_none());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        h.engine.load(&queued.id).await.unwrap().status,
+        RunStatus::Waiting
+    );
+
+    failing
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    h.engine.decide(&queued.id, "1", input, &ops).await.unwrap();
+    let done = until(h.stores.runs.as_ref(), &queued.id, RunStatus::Succeeded).await;
+    assert_eq!(step(&done, "1").status, StepStatus::Succeeded);
+}

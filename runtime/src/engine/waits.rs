@@ -6,6 +6,7 @@ use super::plan::Node;
 use super::records::{Done, RunCtx};
 use super::{Engine, EngineError};
 use crate::identity::{Actor, Role};
+use crate::records::find_step_mut;
 use crate::records::{DecisionRecord, RunStatus, StepRun, StepStatus, WaitState};
 use crate::workflow::{Approvers, OnTimeout, StepKind};
 use chrono::Utc;
@@ -143,7 +144,12 @@ impl RunCtx {
                         _ = notify.notified() => {}
                         _ = tokio::time::sleep(left) => {
                             let decision = DecisionRecord { kind: "timeout".into(), by: None, comment: None, at: Utc::now() };
-                            self.record_decision(&node.path, decision).await;
+                            // Someone deciding at the same moment wins; a store that
+                            // failed is tried again shortly.
+                            if let Err(EngineError::Store(e)) = self.record_decision(&node.path, decision).await {
+                                tracing::warn!(run = %self.run_id, "cannot record a timeout: {e}");
+                                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            }
                         }
                     }
                 }
@@ -152,16 +158,49 @@ impl RunCtx {
         }
     }
 
-    async fn record_decision(&self, path: &str, decision: DecisionRecord) {
-        self.update(path, |s| {
-            if let Some(wait) = &mut s.wait
-                && wait.decision.is_none()
+    /// Records a decision on the parked step at `path`: durable first, then in memory, then
+    /// announced and the step woken. A decision already there is a conflict; a write that does
+    /// not become durable changes nothing and is the caller's error.
+    async fn record_decision(
+        &self,
+        path: &str,
+        decision: DecisionRecord,
+    ) -> Result<StepRun, EngineError> {
+        let _turn = self.deciding.lock().await;
+        let decided = {
+            let mut state = self.state.lock().unwrap();
+            let step = find_step_mut(&mut state.run.steps, path).ok_or_else(|| {
+                EngineError::NotFound(format!("no step {path} in run {}", self.run_id))
+            })?;
+            let Some(wait) = &step.wait else {
+                return Err(EngineError::Conflict(format!("step {path} is not waiting")));
+            };
+            if wait.decision.is_some() {
+                return Err(EngineError::Conflict(format!(
+                    "step {path} was already decided"
+                )));
+            }
+            let mut decided = step.shallow();
+            if let Some(wait) = &mut decided.wait {
+                wait.decision = Some(decision.clone());
+            }
+            decided
+        };
+        self.engine
+            .runs
+            .put(&self.run_id, None, std::slice::from_ref(&decided))
+            .await?;
+        {
+            let mut state = self.state.lock().unwrap();
+            if let Some(wait) =
+                find_step_mut(&mut state.run.steps, path).and_then(|s| s.wait.as_mut())
             {
                 wait.decision = Some(decision);
             }
-        })
-        .await;
+        }
+        self.announce(&decided);
         self.waiter(path).notify_one();
+        Ok(decided)
     }
 }
 
@@ -263,8 +302,12 @@ impl Engine {
             comment: input.comment,
             at: Utc::now(),
         };
-        ctx.record_decision(&record.path, decision).await;
-        Ok(ctx.record(&record.path).unwrap_or_else(|| record.shallow()))
+        // On a task of its own: if the client goes away mid-request, the decision is still
+        // stored and the step still woken, never one without the other.
+        let path = record.path.clone();
+        tokio::spawn(async move { ctx.record_decision(&path, decision).await })
+            .await
+            .map_err(|e| EngineError::Internal(anyhow::anyhow!("recording the decision: {e}")))?
     }
 }
 

@@ -100,7 +100,13 @@ impl ApiError {
     fn from_store(e: &StoreError) -> ApiError {
         match e {
             StoreError::BadCursor(_) => ApiError::bad_request(e.to_string()),
-            _ => ApiError::internal(e),
+            // The change did not become durable, so it was not made: try again later.
+            StoreError::Backend(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable",
+                format!("{e}; nothing was changed"),
+            ),
+            StoreError::Corrupt { .. } => ApiError::internal(e),
         }
     }
 }
