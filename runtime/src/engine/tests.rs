@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::identity::{Actor, Role};
-use crate::records::{StepRun, StepStatus, Trigger};
-use crate::store::{RunStore, Stores};
+use crate::records::{LogLine, StepRun, StepStatus, Trigger};
+use crate::store::{RunPage, RunStore, Stores};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -451,11 +451,9 @@ struct FailingWrites {
 }
 
 impl FailingWrites {
-    fn check(&self) -> Result<(), crate::store::StoreError> {
+    fn check(&self) -> Result<(), StoreError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(crate::store::StoreError::Backend(
-                "No space left on device".into(),
-            ));
+            return Err(StoreError::Backend("No space left on device".into()));
         }
         Ok(())
     }
@@ -463,7 +461,7 @@ impl FailingWrites {
 
 #[async_trait::async_trait]
 impl RunStore for FailingWrites {
-    async fn create(&self, run: &Run, spec: &RunSpec) -> Result<(), crate::store::StoreError> {
+    async fn create(&self, run: &Run, spec: &RunSpec) -> Result<(), StoreError> {
         self.check()?;
         self.inner.create(run, spec).await
     }
@@ -472,7 +470,7 @@ impl RunStore for FailingWrites {
         run_id: &str,
         header: Option<&Run>,
         steps: &[StepRun],
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         self.check()?;
         self.inner.put(run_id, header, steps).await
     }
@@ -480,33 +478,30 @@ impl RunStore for FailingWrites {
         &self,
         run_id: &str,
         step: &str,
-        lines: &[crate::records::LogLine],
-    ) -> Result<(), crate::store::StoreError> {
+        lines: &[LogLine],
+    ) -> Result<(), StoreError> {
         self.check()?;
         self.inner.append_logs(run_id, step, lines).await
     }
-    async fn run(&self, id: &str) -> Result<Option<Run>, crate::store::StoreError> {
+    async fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
         self.inner.run(id).await
     }
-    async fn spec(&self, id: &str) -> Result<Option<RunSpec>, crate::store::StoreError> {
+    async fn spec(&self, id: &str) -> Result<Option<RunSpec>, StoreError> {
         self.inner.spec(id).await
     }
-    async fn list(
-        &self,
-        query: &crate::store::RunQuery,
-    ) -> Result<crate::store::RunPage, crate::store::StoreError> {
+    async fn list(&self, query: &RunQuery) -> Result<RunPage, StoreError> {
         self.inner.list(query).await
     }
     async fn count_by_status(
         &self,
-    ) -> Result<std::collections::BTreeMap<RunStatus, u64>, crate::store::StoreError> {
+    ) -> Result<std::collections::BTreeMap<RunStatus, u64>, StoreError> {
         self.inner.count_by_status().await
     }
     async fn logs(
         &self,
         run_id: &str,
         step: Option<&str>,
-    ) -> Result<Vec<(String, crate::records::LogLine)>, crate::store::StoreError> {
+    ) -> Result<Vec<(String, LogLine)>, StoreError> {
         self.inner.logs(run_id, step).await
     }
 }
