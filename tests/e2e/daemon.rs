@@ -1153,3 +1153,43 @@ fn sigterm_stops_programs_exits_zero_and_the_run_resumes_at_the_next_start() {
     assert!(run.get("interruptions").is_none(), "{run:#}");
     assert!(!sb.path("data/stopped-cleanly").exists());
 }
+
+#[test]
+fn event_streams_of_a_waiting_run_end_when_their_clients_go() {
+    use std::io::{Read, Write};
+    let (_sb, d) = daemon_with_hello_world();
+    publish(
+        &d,
+        "hello_world",
+        "parked",
+        "steps:\n  - type: wait\n  - uses: noop\n",
+    );
+    let id = start(&d, "/projects/hello_world/workflows/parked", json!({}));
+    d.wait_status(&id, "waiting");
+    let open = |d: &Daemon| -> u64 {
+        let (_, text) = d.call(Some(JANE), "GET", "/metrics", None);
+        text.as_str()
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("wasmops_event_streams "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for _ in 0..20 {
+        let mut s = std::net::TcpStream::connect(d.url.trim_start_matches("http://")).unwrap();
+        write!(
+            s,
+            "GET /api/v1/runs/{id}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {JANE}\r\n\r\n"
+        )
+        .unwrap();
+        let mut first = [0u8; 64];
+        let _ = s.read(&mut first).unwrap();
+        // The client goes away while the run still waits.
+    }
+    let started = std::time::Instant::now();
+    while open(&d) > 0 && started.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(open(&d), 0, "event streams outlived their clients");
+}

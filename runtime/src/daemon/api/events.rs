@@ -2,56 +2,86 @@
 //! change, until it ends.
 
 use super::AppState;
-use super::errors::{ApiResult, PathParams};
+use super::errors::{ApiError, ApiResult, PathParams};
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use serde_json::{Value, json};
 use std::convert::Infallible;
+
+/// How many event streams may be open at once; one more is refused with 503.
+const MAX_STREAMS: usize = 1_000;
+static STREAMS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_STREAMS);
+
+/// How many event streams are open (for `/metrics`).
+pub fn open_streams() -> usize {
+    MAX_STREAMS - STREAMS.available_permits()
+}
 
 /// Server-sent events: the run as it is now, then every durable change, until it ends.
 pub async fn run_events(
     State(st): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>> {
+    let permit = STREAMS.try_acquire().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many event streams",
+            format!("{MAX_STREAMS} event streams are open; try again later"),
+        )
+    })?;
     // Subscribe before reading the snapshot, so no change falls between the two.
     let mut feed = st.engine.live.events.subscribe();
     let snapshot = st.engine.load(&id).await?;
+    let engine = st.engine.clone();
     let stream = async_stream_events(move |tx| async move {
+        let _permit = permit;
         let finished =
             |status: &Value| matches!(status.as_str(), Some("succeeded" | "failed" | "cancelled"));
-        let first = json!(snapshot);
-        let done = finished(&first["status"]);
-        if tx
-            .send(Event::default().event("snapshot").data(first.to_string()))
-            .await
-            .is_err()
-            || done
-        {
+        let snapshot_event = |run: &crate::records::Run| {
+            let value = json!(run);
+            let done = finished(&value["status"]);
+            (
+                Event::default().event("snapshot").data(value.to_string()),
+                done,
+            )
+        };
+        let (first, done) = snapshot_event(&snapshot);
+        if tx.send(first).await.is_err() || done {
             return;
         }
         loop {
-            match feed.recv().await {
+            let received = tokio::select! {
+                received = feed.recv() => received,
+                // The client went away: end now, not at the run's next change (which may never
+                // come for a waiting run).
+                () = tx.closed() => return,
+            };
+            match received {
                 Ok(event) if event.run == id => {
                     let end = event.kind == "run" && finished(&event.data["status"]);
-                    if tx
-                        .send(
-                            Event::default()
-                                .event(event.kind)
-                                .data(event.data.to_string()),
-                        )
-                        .await
-                        .is_err()
-                        || end
-                    {
+                    let event = Event::default()
+                        .event(event.kind)
+                        .data(event.data.to_string());
+                    if tx.send(event).await.is_err() || end {
                         return;
                     }
                 }
                 Ok(_) => {}
-                // Too slow a reader: say so; it can fetch the run again.
+                // Too slow a reader missed changes: say so, then send the run as it is now, so
+                // the reader is whole again (and ends if the run did).
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let _ = tx
-                        .send(Event::default().event("lagged").data(n.to_string()))
-                        .await;
+                    let lagged = Event::default().event("lagged").data(n.to_string());
+                    if tx.send(lagged).await.is_err() {
+                        return;
+                    }
+                    let Ok(run) = engine.load(&id).await else {
+                        return;
+                    };
+                    let (now, done) = snapshot_event(&run);
+                    if tx.send(now).await.is_err() || done {
+                        return;
+                    }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }

@@ -53,5 +53,10 @@ pub async fn metrics(State(st): State<AppState>) -> ApiResult<Response> {
         out,
         "# HELP wasmops_plugin_instantiations_total Plugin instances created since start.\n# TYPE wasmops_plugin_instantiations_total counter\nwasmops_plugin_instantiations_total {instances}"
     );
+    let streams = super::events::open_streams();
+    let _ = writeln!(
+        out,
+        "# HELP wasmops_event_streams Run event streams open now.\n# TYPE wasmops_event_streams gauge\nwasmops_event_streams {streams}"
+    );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
