@@ -29,11 +29,13 @@ fn main() {
     let builtins = plugin_crates(&root.join("plugins"));
     let test_plugins = plugin_crates(&root.join("tests/plugins"));
     let wasm_target_dir = wasm_target_dir(&root, &out_dir);
-    if !ensure_wasm_target() {
+    let toolchain = WasmToolchain::find(&root);
+    if !ensure_wasm_target(&toolchain) {
         // `cargo::error` has said why; cargo fails the build after this script returns.
         return;
     }
     build_wasm(
+        &toolchain,
         &root,
         &wasm_target_dir,
         builtins.iter().chain(&test_plugins),
@@ -125,13 +127,59 @@ fn wasm_target_dir(root: &Path, out_dir: &Path) -> PathBuf {
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 
+/// The toolchain the plugins are built with. Under rustup, the one `rust-toolchain.toml` pins,
+/// whichever builds the host (`cargo +nightly fuzz` included): the plugins do not change with
+/// the host toolchain, and only the pinned one is sure to have (or get) the wasm target.
+/// Without rustup, the toolchain running this build.
+enum WasmToolchain {
+    Rustup(String),
+    Current,
+}
+
+impl WasmToolchain {
+    fn find(root: &Path) -> WasmToolchain {
+        let pinned = fs::read_to_string(root.join("rust-toolchain.toml"))
+            .ok()
+            .and_then(|text| {
+                text.lines().find_map(|l| {
+                    let value = l.trim().strip_prefix("channel")?.trim().strip_prefix('=')?;
+                    Some(value.trim().trim_matches('"').to_string())
+                })
+            });
+        match pinned {
+            Some(channel) if env::var_os("RUSTUP_TOOLCHAIN").is_some() => {
+                WasmToolchain::Rustup(channel)
+            }
+            _ => WasmToolchain::Current,
+        }
+    }
+
+    /// `program` (`cargo`, `rustc`) of this toolchain.
+    fn command(&self, program: &str) -> Command {
+        match self {
+            WasmToolchain::Rustup(channel) => {
+                let mut cmd = Command::new("rustup");
+                cmd.args(["run", channel, program])
+                    .env_remove("RUSTUP_TOOLCHAIN")
+                    .env_remove("RUSTC")
+                    .env_remove("RUSTC_WRAPPER");
+                cmd
+            }
+            WasmToolchain::Current => {
+                let var = if program == "cargo" { "CARGO" } else { "RUSTC" };
+                Command::new(env::var(var).unwrap_or_else(|_| program.into()))
+            }
+        }
+    }
+}
+
 /// The plugins compile to `wasm32-wasip2`. A toolchain that rustup installed before
 /// `rust-toolchain.toml` named the target (a developer machine, a CI image) lacks it, and the
 /// nested build would then fail with a page of `can't find crate for std`: add it with rustup
-/// when rustup manages this toolchain, and otherwise stop with one sentence saying what to run.
-fn ensure_wasm_target() -> bool {
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc)
+/// when rustup manages the toolchain, and otherwise stop with one sentence saying what to run.
+fn ensure_wasm_target(toolchain: &WasmToolchain) -> bool {
+    let sysroot = toolchain
+        .command("rustc")
         .args(["--print", "sysroot"])
         .output()
         .ok()
@@ -147,40 +195,43 @@ fn ensure_wasm_target() -> bool {
     if sysroot.as_deref().is_some_and(has_target) {
         return true;
     }
-    // Set by rustup's proxies: the toolchain this build runs on.
-    let toolchain = env::var("RUSTUP_TOOLCHAIN").ok();
-    if let Some(toolchain) = &toolchain {
-        println!(
-            "cargo::warning=adding the {WASM_TARGET} target to the {toolchain} toolchain with \
-             rustup (the built-in plugins compile to it)"
-        );
-        let added = Command::new("rustup")
-            .args(["target", "add", WASM_TARGET, "--toolchain", toolchain])
-            .output();
-        match added {
-            Ok(out) if out.status.success() => return true,
-            Ok(out) => println!(
-                "cargo::error=`rustup target add {WASM_TARGET} --toolchain {toolchain}` failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            Err(e) => {
-                println!("cargo::error=cannot run rustup to add the {WASM_TARGET} target: {e}");
+    match toolchain {
+        WasmToolchain::Rustup(channel) => {
+            println!(
+                "cargo::warning=adding the {WASM_TARGET} target to the {channel} toolchain with \
+                 rustup (the built-in plugins compile to it)"
+            );
+            let added = Command::new("rustup")
+                .args(["target", "add", WASM_TARGET, "--toolchain", channel])
+                .output();
+            match added {
+                Ok(out) if out.status.success() => return true,
+                Ok(out) => println!(
+                    "cargo::error=`rustup target add {WASM_TARGET} --toolchain {channel}` failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                Err(e) => {
+                    println!("cargo::error=cannot run rustup to add the {WASM_TARGET} target: {e}");
+                }
             }
         }
-    } else {
-        println!(
-            "cargo::error=the {WASM_TARGET} target is not installed for {rustc} (sysroot {}); the \
-             built-in plugins compile to it: install it (`rustup target add {WASM_TARGET}`, or \
-             your distribution's rust-std for {WASM_TARGET}) and build again",
+        WasmToolchain::Current => println!(
+            "cargo::error=the {WASM_TARGET} target is not installed (sysroot {}); the built-in \
+             plugins compile to it: install it (`rustup target add {WASM_TARGET}`, or your \
+             distribution's rust-std for {WASM_TARGET}) and build again",
             sysroot.map_or_else(|| "unknown".into(), |p| p.display().to_string())
-        );
+        ),
     }
     false
 }
 
-fn build_wasm<'a>(root: &Path, target_dir: &Path, crates: impl Iterator<Item = &'a PluginCrate>) {
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
+fn build_wasm<'a>(
+    toolchain: &WasmToolchain,
+    root: &Path,
+    target_dir: &Path,
+    crates: impl Iterator<Item = &'a PluginCrate>,
+) {
+    let mut cmd = toolchain.command("cargo");
     cmd.current_dir(root)
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .arg("--target-dir")
