@@ -251,3 +251,19 @@ fn validating_large_drafts_leaves_the_daemon_responsive() {
         "/healthz waited for a validation to finish (they took {took:?})"
     );
 }
+
+/// Inputs the fuzz targets (`fuzz/`) found crashing, kept so they stay fixed.
+#[test]
+fn inputs_the_fuzzers_found_fail_validation_and_crash_nothing() {
+    let sb = Sandbox::new();
+    // The template engine's lexer panicked on `}}` inside an expression ("empty lexer stack").
+    for yaml in [
+        "steps:\n- if: k}}k\n",
+        "steps:\n  - uses: noop\n    when: \"a }} b\"\n",
+    ] {
+        let (code, out) = validate(&sb, yaml);
+        assert_eq!(code, 2, "{yaml:?}: {out}");
+        assert!(!out.contains("panicked"), "{out}");
+        assert!(out.contains("wf.yaml:"), "{out}");
+    }
+}

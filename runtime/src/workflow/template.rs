@@ -31,25 +31,32 @@ pub fn strip_braces(text: &str) -> &str {
     }
 }
 
+// Every call into the template engine goes through `contained`: its lexer panics on some
+// inputs (`k}}k` as an expression: "empty lexer stack", found by fuzzing), and a workflow's
+// text must fail its validation, not the process.
+
 pub fn check_expression(expr: &str) -> Result<(), String> {
-    env().compile_expression(expr).map(drop).map_err(short)
+    contained(|| env().compile_expression(expr).map(drop).map_err(short))
 }
 
 pub fn check_template(text: &str) -> Result<(), String> {
-    env().template_from_str(text).map(drop).map_err(short)
+    contained(|| env().template_from_str(text).map(drop).map_err(short))
 }
 
 /// Dotted variable paths a template or expression reads, e.g. `steps.plan.outputs.to_add`.
 pub fn variables(text: &str, is_expression: bool) -> Vec<String> {
-    let found = if is_expression {
-        env()
-            .compile_expression(text)
-            .map(|e| e.undeclared_variables(true))
-    } else {
-        env()
-            .template_from_str(text)
-            .map(|t| t.undeclared_variables(true))
-    };
+    let found = contained(|| {
+        let found = if is_expression {
+            env()
+                .compile_expression(text)
+                .map(|e| e.undeclared_variables(true))
+        } else {
+            env()
+                .template_from_str(text)
+                .map(|t| t.undeclared_variables(true))
+        };
+        Ok(found.unwrap_or_default())
+    });
     let mut vars: Vec<String> = found.unwrap_or_default().into_iter().collect();
     vars.sort();
     vars
@@ -86,10 +93,25 @@ pub fn render(text: &str, ctx: &Value) -> Result<String, String> {
     Ok(rendered)
 }
 
-/// Runs template code so that a panic inside the engine (a capacity overflow on some input
-/// nobody foresaw) fails this template, not the process.
+/// Runs template code so that a panic inside the engine (a capacity overflow or a lexer state
+/// nobody foresaw) fails this template, not the process, and is not printed as a crash.
 fn contained<T>(work: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+    thread_local! {
+        static INSIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    static QUIET_HOOK: OnceLock<()> = OnceLock::new();
+    QUIET_HOOK.get_or_init(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !INSIDE.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was_inside = INSIDE.with(|inside| inside.replace(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    INSIDE.with(|inside| inside.set(was_inside));
+    outcome.unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
             .map(ToString::to_string)
