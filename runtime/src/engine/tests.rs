@@ -237,6 +237,20 @@ steps:
     assert_eq!(step(&done, "2").status, StepStatus::Succeeded);
 }
 
+/// An operator, and the decision that continues a plain wait.
+fn operator_continues() -> (Actor, DecisionInput) {
+    let ops = Actor {
+        name: "ops".into(),
+        groups: vec![],
+        role: Role::Operator,
+    };
+    let input = DecisionInput {
+        kind: "continue".into(),
+        comment: None,
+    };
+    (ops, input)
+}
+
 /// Stores `yaml` as a run that was executing when its daemon stopped, `interruptions` times
 /// already, and recovers it in a fresh engine; returns the final record.
 async fn recovered_after_stopping_mid_run(yaml: &str, interruptions: u32) -> Run {
@@ -292,15 +306,7 @@ async fn a_parked_run_survives_its_engine_and_resumes_in_the_next() {
     // on its own waiter, as a killed process would leave nothing: only the store carries over.)
     let second = harness_on(stores.clone());
     assert_eq!(second.engine.recover(false).await.unwrap(), 1);
-    let ops = Actor {
-        name: "ops".into(),
-        groups: vec![],
-        role: Role::Operator,
-    };
-    let input = DecisionInput {
-        kind: "continue".into(),
-        comment: None,
-    };
+    let (ops, input) = operator_continues();
     // A plain wait names no approvers: continuing it is an operator's part, not a viewer's.
     let viewer = Actor {
         role: Role::Viewer,
@@ -524,15 +530,7 @@ async fn a_decision_the_store_cannot_keep_is_refused_and_changes_nothing() {
         .await
         .unwrap();
     until(h.stores.runs.as_ref(), &queued.id, RunStatus::Waiting).await;
-    let ops = Actor {
-        name: "ops".into(),
-        groups: vec![],
-        role: Role::Operator,
-    };
-    let input = DecisionInput {
-        kind: "continue".into(),
-        comment: None,
-    };
+    let (ops, input) = operator_continues();
     failing
         .failing
         .store(true, std::sync::atomic::Ordering::SeqCst);
