@@ -254,31 +254,39 @@ impl Catalog {
         registry: &Arc<Registry>,
         projects: &Arc<Projects>,
     ) -> Result<Vec<String>, CatalogError> {
+        let (path, yaml) = (path.to_string(), yaml.to_string());
+        let (registry, projects) = (registry.clone(), projects.clone());
+        // Seconds of CPU for a large draft: off the async workers. A draft that does not parse
+        // is answered without reading the catalog.
+        let checked = crate::blocking::run(move || {
+            let file = format!("{path}.yaml");
+            let workflow = crate::workflow::parse_workflow(&file, &yaml)
+                .map_err(|errors| errors.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+            let found: Vec<String> =
+                crate::validate::check_references(&workflow, &registry, &projects)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+            Ok::<_, Vec<String>>((path, workflow, found))
+        })
+        .await
+        .map_err(CatalogError::Internal)?;
+        let (path, workflow, mut found) = match checked {
+            Ok(checked) => checked,
+            Err(parse_errors) => return Ok(parse_errors),
+        };
         let catalog: BTreeMap<String, WorkflowRecord> = self
             .list()
             .await?
             .into_iter()
             .map(|r| (r.path.clone(), r))
             .collect();
-        let (path, yaml) = (path.to_string(), yaml.to_string());
-        let (registry, projects) = (registry.clone(), projects.clone());
-        // Seconds of CPU for a large draft: off the async workers.
-        crate::blocking::run(move || {
-            let file = format!("{path}.yaml");
-            let workflow = match crate::workflow::parse_workflow(&file, &yaml) {
-                Err(errors) => return errors.0.iter().map(ToString::to_string).collect(),
-                Ok(workflow) => workflow,
-            };
-            let mut found: Vec<String> =
-                crate::validate::check_references(&workflow, &registry, &projects)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-            found.extend(calls::check_calls(&catalog, &path, &workflow));
-            found
-        })
-        .await
-        .map_err(CatalogError::Internal)
+        // Following calls parses every workflow reachable from this one: off the workers too.
+        let calls = crate::blocking::run(move || calls::check_calls(&catalog, &path, &workflow))
+            .await
+            .map_err(CatalogError::Internal)?;
+        found.extend(calls);
+        Ok(found)
     }
 
     /// Validates the draft, then makes it the next version, unless the draft changed meanwhile.
