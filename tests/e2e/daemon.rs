@@ -1193,3 +1193,77 @@ fn event_streams_of_a_waiting_run_end_when_their_clients_go() {
     }
     assert_eq!(open(&d), 0, "event streams outlived their clients");
 }
+
+#[test]
+fn runs_list_shows_one_page_filtered_by_the_store_locally_and_from_the_daemon() {
+    let (sb, d) = daemon_with_hello_world();
+    publish(&d, "hello_world", "fine", "steps:\n  - uses: noop\n");
+    publish(
+        &d,
+        "hello_world",
+        "broken",
+        "steps:\n  - uses: script\n    with: { run: \"exit 3\" }\n",
+    );
+    let fine = "/projects/hello_world/workflows/fine";
+    let broken = "/projects/hello_world/workflows/broken";
+    let mut ids = Vec::new();
+    for workflow in [fine, broken, fine] {
+        let id = start(&d, workflow, json!({}));
+        let expected = if workflow == fine {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        d.wait_status(&id, expected);
+        ids.push(id);
+    }
+
+    let newest = d.cli(&["runs", "list", "--limit", "2"]);
+    assert_eq!(newest.code, 0, "{}", newest.stderr);
+    assert_eq!(newest.stdout.lines().count(), 2, "{}", newest.stdout);
+    assert!(newest.stdout.starts_with(&ids[2]), "{}", newest.stdout);
+    assert!(newest.stderr.contains("--all"), "{}", newest.stderr);
+
+    let failed = d.cli(&["runs", "list", "--status", "failed", "--output", "json"]);
+    let failed: Value = serde_json::from_str(&failed.stdout).unwrap();
+    assert_eq!(failed.as_array().unwrap().len(), 1, "{failed:#}");
+    assert_eq!(failed[0]["id"], ids[1].as_str());
+
+    let of_fine = d.cli(&["runs", "list", "--workflow", fine, "--all"]);
+    assert_eq!(of_fine.stdout.lines().count(), 2, "{}", of_fine.stdout);
+    assert!(of_fine.stderr.is_empty(), "{}", of_fine.stderr);
+
+    let wrong = d.cli(&["runs", "list", "--status", "finished"]);
+    assert_ne!(wrong.code, 0);
+    assert!(
+        wrong.stderr.contains("unknown status `finished`"),
+        "{}",
+        wrong.stderr
+    );
+    let too_many = d.cli(&["runs", "list", "--limit", "5000"]);
+    assert_ne!(too_many.code, 0);
+
+    // The same, read from the data directory by a process of its own once the daemon is gone.
+    let data = d.data.to_string_lossy().into_owned();
+    drop(d);
+    let local = sb.wasmops(&[
+        "runs",
+        "list",
+        "--data",
+        &data,
+        "--status",
+        "succeeded",
+        "--limit",
+        "1",
+    ]);
+    assert_eq!(local.code, 0, "{}", local.stderr);
+    assert_eq!(local.stdout.lines().count(), 1, "{}", local.stdout);
+    assert!(local.stdout.starts_with(&ids[2]), "{}", local.stdout);
+    assert!(local.stderr.contains("--all"), "{}", local.stderr);
+    let wrong = sb.wasmops(&["runs", "list", "--status", "finished"]);
+    assert!(
+        wrong.stderr.contains("unknown status `finished`"),
+        "{}",
+        wrong.stderr
+    );
+}

@@ -1,11 +1,11 @@
 //! Commands that work without a daemon: run a workflow file, validate, inspect stored runs.
 
-use super::{LocalOpts, Output};
+use super::{LocalOpts, Output, RunsFilter};
 use crate::config::Config;
 use crate::engine::{Engine, EngineParts, Mode};
 use crate::plugins::Registry;
 use crate::project::Projects;
-use crate::records::{RunSpec, RunStatus, Trigger};
+use crate::records::{Run, RunSpec, RunStatus, Trigger};
 use crate::store::{RunQuery, RunStore, SledStore, list_all};
 use crate::workflow::{Workflow, parse_workflow};
 use anyhow::{Context, Result, anyhow, bail};
@@ -105,11 +105,28 @@ fn open_runs(local: &LocalOpts) -> Result<Arc<dyn RunStore>> {
     Ok(Arc::new(SledStore::open(&local.data)?))
 }
 
-pub async fn runs_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
+pub async fn runs_list(filter: &RunsFilter, local: &LocalOpts, output: Output) -> Result<ExitCode> {
     let store = open_runs(local)?;
-    let runs = list_all(store.as_ref(), RunQuery::default()).await?;
+    let query = RunQuery {
+        workflow: filter.workflow.clone(),
+        statuses: RunStatus::parse_list(filter.status.as_deref().unwrap_or_default())
+            .map_err(|e| anyhow!("--status: {e}"))?,
+        limit: usize::from(filter.limit),
+        ..RunQuery::default()
+    };
+    let (runs, more) = if filter.all {
+        (list_all(store.as_ref(), query).await?, false)
+    } else {
+        let page = store.list(&query).await?;
+        (page.runs, page.next.is_some())
+    };
+    print_runs(&runs, more, output)
+}
+
+/// Run headers as a table or a JSON array; a note on stderr when there are more.
+pub fn print_runs(runs: &[Run], more: bool, output: Output) -> Result<ExitCode> {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
+        Output::Json => println!("{}", serde_json::to_string_pretty(runs)?),
         Output::Text => {
             for run in runs {
                 let took = run
@@ -123,6 +140,12 @@ pub async fn runs_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
                     took,
                     run.created_at.format("%Y-%m-%d %H:%M:%S"),
                     run.workflow
+                );
+            }
+            if more {
+                eprintln!(
+                    "(the newest {} shown; --limit N shows more, --all every one)",
+                    runs.len()
                 );
             }
         }
@@ -297,7 +320,7 @@ fn local_registry(local: &LocalOpts, cache_dir: Option<std::path::PathBuf>) -> R
     Registry::load(sandbox, Some(&local.data), local.plugins.as_deref()).map_err(|e| anyhow!(e))
 }
 
-fn print_run(run: &crate::records::Run, output: Output) -> Result<()> {
+fn print_run(run: &Run, output: Output) -> Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(run)?),
         Output::Text => print!("{}", crate::render::run_text(run)),

@@ -155,10 +155,30 @@ struct DecisionArgs {
     server: remote::ServerOpts,
 }
 
+/// Which runs `runs list` shows, newest first.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunsFilter {
+    /// Only runs of this workflow (`/projects/P/workflows/W`, or a workflow file's `name`).
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Only runs in these states, comma-separated: queued, running, waiting, succeeded,
+    /// failed, cancelled.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// At most this many (1 to 1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
+    /// Every matching run, page after page, however many there are.
+    #[arg(long)]
+    pub all: bool,
+}
+
 #[derive(Subcommand)]
 enum RunsCommand {
-    /// List runs, newest first.
+    /// List runs, newest first (the latest 50 unless told otherwise).
     List {
+        #[command(flatten)]
+        filter: RunsFilter,
         #[command(flatten)]
         local: LocalOpts,
         #[command(flatten)]
@@ -313,10 +333,18 @@ pub fn main() -> ExitCode {
             } => local::validate(&file, project.as_deref(), &local),
             // With --server (or WASMOPS_SERVER) runs are the daemon's; without, the local store's.
             Command::Runs { command } => match command {
-                RunsCommand::List { server, output, .. } if server.server.is_some() => {
-                    remote::runs("list", None, None, output, &server)
-                }
-                RunsCommand::List { local, output, .. } => local::runs_list(&local, output).await,
+                RunsCommand::List {
+                    filter,
+                    server,
+                    output,
+                    ..
+                } if server.server.is_some() => remote::runs_list(&filter, output, &server),
+                RunsCommand::List {
+                    filter,
+                    local,
+                    output,
+                    ..
+                } => local::runs_list(&filter, &local, output).await,
                 RunsCommand::Show {
                     id, server, output, ..
                 } if server.server.is_some() => {

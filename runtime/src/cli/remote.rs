@@ -1,6 +1,6 @@
 //! Commands that talk to a running daemon over its API (`--server`, `--token`).
 
-use super::Output;
+use super::{Output, RunsFilter};
 use crate::project::ProjectSource;
 use crate::records::{Run, RunStatus};
 use anyhow::{Context, Result, bail};
@@ -399,6 +399,37 @@ fn print_value(value: &Value, output: Output) -> Result<()> {
     Ok(())
 }
 
+/// One page of the daemon's runs (or every page with `--all`), filtered by the daemon.
+pub fn runs_list(filter: &RunsFilter, output: Output, server: &ServerOpts) -> Result<ExitCode> {
+    #[derive(serde::Serialize)]
+    struct Query<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workflow: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<&'a str>,
+        limit: u16,
+    }
+    let query = serde_urlencoded::to_string(Query {
+        workflow: filter.workflow.as_deref(),
+        status: filter.status.as_deref(),
+        limit: if filter.all { 1000 } else { filter.limit },
+    })?;
+    let client = Client::new(server);
+    let path = format!("/api/v1/runs?{query}");
+    let (values, more) = if filter.all {
+        (client.get_all(&path)?, false)
+    } else {
+        let (page, next) = client.send("GET", &path, None)?;
+        (page.as_array().cloned().unwrap_or_default(), next.is_some())
+    };
+    let runs = values
+        .into_iter()
+        .map(serde_json::from_value)
+        .collect::<Result<Vec<Run>, _>>()
+        .context("the daemon answered with runs this version cannot read")?;
+    super::local::print_runs(&runs, more, output)
+}
+
 pub fn runs(
     action: &str,
     id: Option<&str>,
@@ -408,22 +439,6 @@ pub fn runs(
 ) -> Result<ExitCode> {
     let client = Client::new(server);
     match (action, id) {
-        ("list", _) => {
-            let runs = Value::Array(client.get_all("/api/v1/runs")?);
-            match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
-                Output::Text => {
-                    for r in runs.as_array().into_iter().flatten() {
-                        println!(
-                            "{}  {:<10} {}",
-                            r["id"].as_str().unwrap_or_default(),
-                            r["status"].as_str().unwrap_or_default(),
-                            r["workflow"].as_str().unwrap_or_default()
-                        );
-                    }
-                }
-            }
-        }
         ("show", Some(id)) => print_value(&client.get(&format!("/api/v1/runs/{id}"))?, output)?,
         ("logs", Some(id)) => {
             let query = step.map(|s| format!("?step={s}")).unwrap_or_default();

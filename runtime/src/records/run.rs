@@ -44,6 +44,24 @@ impl RunStatus {
         }
     }
 
+    /// States named in a comma-separated list (`failed,cancelled`), in any case.
+    pub fn parse_list(text: &str) -> Result<Vec<RunStatus>, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                RunStatus::ALL
+                    .into_iter()
+                    .find(|status| status.as_str().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+                        let shown: String = s.chars().take(40).collect();
+                        format!("unknown status `{shown}`; use {}", known.join(", "))
+                    })
+            })
+            .collect()
+    }
+
     /// The states of a run that has not ended.
     pub const ACTIVE: [RunStatus; 3] = [RunStatus::Queued, RunStatus::Running, RunStatus::Waiting];
 

@@ -92,19 +92,7 @@ pub struct RunFilter {
 }
 
 fn statuses(text: &str) -> ApiResult<Vec<RunStatus>> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            RunStatus::ALL
-                .into_iter()
-                .find(|status| status.as_str().eq_ignore_ascii_case(s))
-                .ok_or_else(|| {
-                    let known: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
-                    ApiError::bad_request(format!("unknown status `{s}`; use {}", known.join(", ")))
-                })
-        })
-        .collect()
+    RunStatus::parse_list(text).map_err(ApiError::bad_request)
 }
 
 /// A page of runs as a JSON array, newest first. When there is a next page, a
