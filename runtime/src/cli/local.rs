@@ -43,8 +43,10 @@ pub async fn run(
         Err(code) => return Ok(code),
     };
     secrets.map_err(|e| anyhow!(e))?;
-    let runs = open_runs(local)
-        .context("is a daemon or another run using this data directory? pass --data DIR")?;
+    let runs: Arc<dyn RunStore> = Arc::new(
+        SledStore::open(&local.data)
+            .context("is a daemon or another run using this data directory? pass --data DIR")?,
+    );
     let engine = Engine::new(EngineParts {
         registry: Arc::new(registry),
         runs,
@@ -100,9 +102,9 @@ pub fn validate(file: &Path, project: Option<&Path>, local: &LocalOpts) -> Resul
     }
 }
 
-/// The embedded store in the data directory.
+/// The embedded store in the data directory, to read from and exit.
 fn open_runs(local: &LocalOpts) -> Result<Arc<dyn RunStore>> {
-    Ok(Arc::new(SledStore::open(&local.data)?))
+    Ok(Arc::new(SledStore::open_for_reading(&local.data)?))
 }
 
 pub async fn runs_list(filter: &RunsFilter, local: &LocalOpts, output: Output) -> Result<ExitCode> {

@@ -54,6 +54,9 @@ pub async fn up(opts: UpOptions) -> Result<()> {
     if matches!(config.store, StoreConfig::Memory) {
         eprintln!("warning: [store] type = \"memory\": nothing survives this process");
     }
+    // Counted once now, before anything writes, and kept from then on: `/metrics` never waits
+    // on a pass over the history.
+    stores.runs.count_by_status().await?;
     let catalog = Catalog::new(stores.catalog.clone());
     let secrets = config.secrets().map_err(|e| anyhow!(e))?;
     let sandbox = config

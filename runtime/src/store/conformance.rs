@@ -266,6 +266,26 @@ async fn runs_filter_by_workflow_status_and_parent(stores: &Stores) {
     assert_eq!(
         ids(
             runs,
+            by(
+                Some("/projects/p/workflows/c"),
+                &[RunStatus::Waiting, RunStatus::Failed],
+                None
+            )
+        )
+        .await,
+        ["wfr_filter04", "wfr_filter03"]
+    );
+    assert!(
+        ids(
+            runs,
+            by(Some("/projects/p/workflows/a"), &[RunStatus::Failed], None)
+        )
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        ids(
+            runs,
             by(None, &[RunStatus::Queued, RunStatus::Waiting], None)
         )
         .await,
@@ -325,6 +345,24 @@ async fn a_header_that_moves_is_found_where_it_now_belongs(stores: &Stores) {
     };
     assert!(ids(runs, by_workflow("before")).await.is_empty());
     assert_eq!(ids(runs, by_workflow("after")).await, ["wfr_moving01"]);
+    let in_state = |w: &str, status: RunStatus| RunQuery {
+        statuses: vec![status],
+        ..by_workflow(w)
+    };
+    assert!(
+        ids(runs, in_state("before", RunStatus::Queued))
+            .await
+            .is_empty()
+    );
+    assert!(
+        ids(runs, in_state("after", RunStatus::Queued))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        ids(runs, in_state("after", RunStatus::Running)).await,
+        ["wfr_moving01"]
+    );
     let children = RunQuery {
         parent: Some("wfr_parent01".into()),
         ..RunQuery::default()
@@ -550,6 +588,31 @@ mod sled_files {
         };
         assert_eq!(ids(stores.runs.as_ref(), waiting).await, ["wfr_reopen01"]);
         assert!(stores.catalog.workflow("/x").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn counts_by_state_follow_every_move_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let stores = Stores::open(&StoreConfig::Sled, dir.path()).unwrap();
+            let mut r = run("wfr_counted1", "w", RunStatus::Queued, 5);
+            stores.runs.create(&r, &spec("w")).await.unwrap();
+            let other = run("wfr_counted2", "w", RunStatus::Queued, 6);
+            stores.runs.create(&other, &spec("w")).await.unwrap();
+            for status in [RunStatus::Running, RunStatus::Running, RunStatus::Failed] {
+                r.status = status;
+                stores.runs.put(&r.id, Some(&r), &[]).await.unwrap();
+            }
+            let counts = stores.runs.count_by_status().await.unwrap();
+            assert_eq!(counts[&RunStatus::Queued], 1);
+            assert_eq!(counts[&RunStatus::Running], 0);
+            assert_eq!(counts[&RunStatus::Failed], 1);
+        }
+        let stores = Stores::open(&StoreConfig::Sled, dir.path()).unwrap();
+        let counts = stores.runs.count_by_status().await.unwrap();
+        assert_eq!(counts[&RunStatus::Queued], 1);
+        assert_eq!(counts[&RunStatus::Failed], 1);
+        assert_eq!(counts.values().sum::<u64>(), 2);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod runs;
 
 use super::StoreError;
 use commit::GroupCommit;
+use runs::IndexCheck;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,6 +27,9 @@ pub struct SledStore {
     by_time: ::sled::Tree,
     by_workflow: ::sled::Tree,
     by_status: ::sled::Tree,
+    /// Runs of one workflow in one state, for a workflow's failed runs without reading the
+    /// rest of its history.
+    by_workflow_status: ::sled::Tree,
     by_parent: ::sled::Tree,
     /// Schema bookkeeping (which indexes are built).
     meta: ::sled::Tree,
@@ -36,6 +40,9 @@ pub struct SledStore {
     blobs: ::sled::Tree,
     /// Catalog transactions run one at a time (sled is single-process, so this is isolation).
     catalog_lock: tokio::sync::Mutex<()>,
+    /// Runs in each state, counted once and then kept as headers change, so `/metrics` never
+    /// scans history.
+    status_counts: runs::StatusCounts,
 }
 
 impl From<::sled::Error> for StoreError {
@@ -79,6 +86,17 @@ fn open_waiting_for_lock(path: &Path) -> Result<::sled::Db, ::sled::Error> {
 impl SledStore {
     /// Opens (or creates) the store in `dir/db`. Only one process may have it open.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        Self::open_checking(dir, IndexCheck::Full)
+    }
+
+    /// Opens the store to read it and exit (`runs list`, `runs show`): without the pass over
+    /// every run that finds runs an older binary wrote without indexes, which the next daemon
+    /// or `run` does. That pass costs seconds on a long history.
+    pub fn open_for_reading(dir: &Path) -> Result<SledStore, StoreError> {
+        Self::open_checking(dir, IndexCheck::VersionOnly)
+    }
+
+    fn open_checking(dir: &Path, check: IndexCheck) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Backend(format!(
                 "cannot create data directory {}: {e}",
@@ -106,16 +124,18 @@ impl SledStore {
             by_time: db.open_tree("runs_by_time")?,
             by_workflow: db.open_tree("runs_by_workflow")?,
             by_status: db.open_tree("runs_by_status")?,
+            by_workflow_status: db.open_tree("runs_by_workflow_status")?,
             by_parent: db.open_tree("runs_by_parent")?,
             meta: db.open_tree("meta")?,
             projects: db.open_tree("projects")?,
             workflows: db.open_tree("workflows")?,
             blobs: db.open_tree("blobs")?,
             catalog_lock: tokio::sync::Mutex::new(()),
+            status_counts: runs::StatusCounts::default(),
             commit: Arc::default(),
             db,
         };
-        store.build_indexes()?;
+        store.build_indexes(check)?;
         Ok(store)
     }
 

@@ -10,19 +10,83 @@ use crate::records::{LogLine, Run, RunSpec, RunStatus, StepRun, assemble_tree};
 use crate::store::{RunKey, RunPage, RunQuery, RunStore, StoreError, decode, encode, within_step};
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use async_trait::async_trait;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::iter::Peekable;
 use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 /// Bumped when the index layout changes; `open` rebuilds indexes of an older store.
-const INDEX_VERSION: &[u8] = b"1";
+const INDEX_VERSION: &[u8] = b"2";
 const INDEX_VERSION_KEY: &[u8] = b"run-indexes";
 
 type Keys<'a> = Box<dyn Iterator<Item = Result<Vec<u8>, StoreError>> + 'a>;
 
+fn status_position(status: RunStatus) -> usize {
+    RunStatus::ALL
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or(0)
+}
+
 fn status_prefix(status: RunStatus) -> Vec<u8> {
-    let position = RunStatus::ALL.iter().position(|s| *s == status);
-    vec![u8::try_from(position.unwrap_or(0)).unwrap_or(0)]
+    vec![u8::try_from(status_position(status)).unwrap_or(0)]
+}
+
+/// How many runs are in each state, by position in [`RunStatus::ALL`]: counted from the status
+/// index the first time they are asked for, then adjusted by every header write.
+#[derive(Default)]
+pub(super) struct StatusCounts {
+    /// Held shared by each header write from its transaction to its adjustment, and
+    /// exclusively by the first count, which so sees every write whole or not at all.
+    writes: RwLock<()>,
+    counts: Mutex<Option<[u64; RunStatus::ALL.len()]>>,
+}
+
+impl StatusCounts {
+    fn writing(&self) -> RwLockReadGuard<'_, ()> {
+        self.writes.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn counts(&self) -> MutexGuard<'_, Option<[u64; RunStatus::ALL.len()]>> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A committed write moved a run from `from` (none: a new run) to `to`.
+    fn moved(&self, from: Option<RunStatus>, to: RunStatus) {
+        if let Some(counts) = self.counts().as_mut()
+            && from != Some(to)
+        {
+            if let Some(from) = from {
+                let n = &mut counts[status_position(from)];
+                *n = n.saturating_sub(1);
+            }
+            counts[status_position(to)] += 1;
+        }
+    }
+
+    /// The counts, from `count` the first time.
+    fn get(
+        &self,
+        count: impl FnOnce() -> [u64; RunStatus::ALL.len()],
+    ) -> [u64; RunStatus::ALL.len()] {
+        if let Some(counts) = *self.counts() {
+            return counts;
+        }
+        let _no_writes = self.writes.write().unwrap_or_else(PoisonError::into_inner);
+        let mut counts = self.counts();
+        *counts.get_or_insert_with(count)
+    }
+}
+
+/// How much `open` checks that the run indexes cover every run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum IndexCheck {
+    /// Their layout version, and that they hold as many runs as there are (a pass over every
+    /// run).
+    Full,
+    /// Only their layout version.
+    VersionOnly,
 }
 
 /// `name` and a separator, so `a` never prefixes `ab`'s entries.
@@ -47,6 +111,12 @@ const BY_TIME: usize = 0;
 const BY_WORKFLOW: usize = 1;
 const BY_STATUS: usize = 2;
 const BY_PARENT: usize = 3;
+const BY_WORKFLOW_STATUS: usize = 4;
+
+/// A workflow's entries in one state.
+fn workflow_status_prefix(workflow: &str, status: RunStatus) -> Vec<u8> {
+    with_key(name_prefix(workflow), &status_prefix(status))
+}
 
 /// Every index entry a run header implies: (index, key).
 fn index_entries(run: &Run) -> Vec<(usize, Vec<u8>)> {
@@ -55,6 +125,10 @@ fn index_entries(run: &Run) -> Vec<(usize, Vec<u8>)> {
         (BY_TIME, key.clone()),
         (BY_WORKFLOW, with_key(name_prefix(&run.workflow), &key)),
         (BY_STATUS, with_key(status_prefix(run.status), &key)),
+        (
+            BY_WORKFLOW_STATUS,
+            with_key(workflow_status_prefix(&run.workflow, run.status), &key),
+        ),
     ];
     if let Some(parent) = parent_run(run) {
         entries.push((BY_PARENT, with_key(name_prefix(parent), &key)));
@@ -76,12 +150,12 @@ fn flatten(steps: &[StepRun]) -> Vec<&StepRun> {
 }
 
 impl SledStore {
-    /// Builds the run indexes of a store written before they existed.
-    pub(super) fn build_indexes(&self) -> Result<(), StoreError> {
+    /// Builds the run indexes of a store written before they existed, or in another layout.
+    pub(super) fn build_indexes(&self, check: IndexCheck) -> Result<(), StoreError> {
         // An older binary (before the indexes, or run after a rollback) writes headers only:
         // rebuild whenever the time index, which holds every run once, disagrees.
         let current = self.meta.get(INDEX_VERSION_KEY)?.as_deref() == Some(INDEX_VERSION);
-        if current && self.runs.len() == self.by_time.len() {
+        if current && (check == IndexCheck::VersionOnly || self.runs.len() == self.by_time.len()) {
             return Ok(());
         }
         let trees = [
@@ -89,6 +163,7 @@ impl SledStore {
             &self.by_workflow,
             &self.by_status,
             &self.by_parent,
+            &self.by_workflow_status,
         ];
         for tree in trees {
             tree.clear()?;
@@ -103,6 +178,14 @@ impl SledStore {
         self.meta.insert(INDEX_VERSION_KEY, INDEX_VERSION)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Counts the runs in each state from the status index.
+    fn count_statuses(&self) -> [u64; RunStatus::ALL.len()] {
+        RunStatus::ALL.map(|status| {
+            let n = self.by_status.scan_prefix(status_prefix(status)).count();
+            u64::try_from(n).unwrap_or(u64::MAX)
+        })
     }
 
     /// Writes a header (and the spec of a new run, and step records) with the index entries it
@@ -129,6 +212,10 @@ impl SledStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let new_entries = index_entries(run);
+        // The state the header had before, as the attempt that commits saw it (sled may run
+        // the transaction more than once).
+        let replaced: Cell<Option<RunStatus>> = Cell::new(None);
+        let _writing = self.status_counts.writing();
         let trees = [
             &self.runs,
             &self.specs,
@@ -137,19 +224,22 @@ impl SledStore {
             &self.by_workflow,
             &self.by_status,
             &self.by_parent,
+            &self.by_workflow_status,
         ];
         let outcome = trees[..].transaction(|t| {
             let [runs, specs, steps, indexes @ ..] = &t[..] else {
-                let trees = StoreError::Backend("a run write needs seven trees".into());
+                let trees = StoreError::Backend("a run write needs eight trees".into());
                 return Err(ConflictableTransactionError::Abort(trees));
             };
-            let old_entries = match runs.insert(run.id.as_bytes(), header.as_slice())? {
-                Some(old) => index_entries(
-                    &decode::<Run>("run", &run.id, &old)
+            let old = match runs.insert(run.id.as_bytes(), header.as_slice())? {
+                Some(old) => Some(
+                    decode::<Run>("run", &run.id, &old)
                         .map_err(ConflictableTransactionError::Abort)?,
                 ),
-                None => Vec::new(),
+                None => None,
             };
+            replaced.set(old.as_ref().map(|r| r.status));
+            let old_entries = old.as_ref().map(index_entries).unwrap_or_default();
             for (index, key) in &old_entries {
                 if !new_entries.contains(&(*index, key.clone())) {
                     indexes[*index].remove(key.as_slice())?;
@@ -172,7 +262,9 @@ impl SledStore {
         outcome.map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => e.into(),
-        })
+        })?;
+        self.status_counts.moved(replaced.get(), run.status);
+        Ok(())
     }
 
     /// Step records without a header: one (the common state change) as a plain insert, several
@@ -329,6 +421,19 @@ impl RunStore for SledStore {
         let streams = if let Some(parent) = &query.parent {
             let run = parent.split('/').next().unwrap_or(parent);
             vec![Self::descending(&self.by_parent, name_prefix(run), before)]
+        } else if let Some(workflow) = query
+            .workflow
+            .as_ref()
+            .filter(|_| !query.statuses.is_empty())
+        {
+            query
+                .statuses
+                .iter()
+                .map(|s| {
+                    let prefix = workflow_status_prefix(workflow, *s);
+                    Self::descending(&self.by_workflow_status, prefix, before)
+                })
+                .collect()
         } else if let Some(workflow) = &query.workflow {
             vec![Self::descending(
                 &self.by_workflow,
@@ -372,12 +477,8 @@ impl RunStore for SledStore {
     }
 
     async fn count_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError> {
-        let mut counts = BTreeMap::new();
-        for status in RunStatus::ALL {
-            let n = self.by_status.scan_prefix(status_prefix(status)).count();
-            counts.insert(status, u64::try_from(n).unwrap_or(u64::MAX));
-        }
-        Ok(counts)
+        let counts = self.status_counts.get(|| self.count_statuses());
+        Ok(RunStatus::ALL.into_iter().zip(counts).collect())
     }
 
     async fn logs(
