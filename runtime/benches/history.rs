@@ -114,6 +114,7 @@ fn fill(data: &Path) {
             overrides: Map::new(),
             trigger: Trigger::manual(None),
             from_file: false,
+            projects_sha256: None,
         };
         let base = Utc::now().timestamp_millis() - RUNS as i64 * 1000;
         for batch in 0..RUNS / 1000 {

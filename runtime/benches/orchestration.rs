@@ -125,6 +125,7 @@ fn spec(yaml: &str) -> RunSpec {
         overrides: Default::default(),
         trigger: Trigger::manual(None),
         from_file: false,
+        projects_sha256: None,
     }
 }
 

@@ -45,6 +45,19 @@ pub struct Asset {
 #[derive(Clone, Debug, Default)]
 pub struct Projects {
     pub projects: BTreeMap<String, Project>,
+    /// What they were parsed from: a run stores them (once per digest) so that its retry and
+    /// resume plan against the projects it started with, not against what was applied since.
+    pub sources: Vec<ProjectSource>,
+    /// The hex SHA-256 of `sources` as JSON, computed once.
+    digest: std::sync::OnceLock<String>,
+    /// Set once the store has the snapshot, so each run start need not serialize it again.
+    kept: std::sync::OnceLock<()>,
+}
+
+/// Projects as a run stores them: the sources as JSON, and their digest.
+pub struct ProjectsSnapshot {
+    pub sha256: String,
+    pub json: Vec<u8>,
 }
 
 /// A `change` target after lookup: what to run and with which properties.
@@ -67,7 +80,10 @@ impl Projects {
     }
 
     pub fn from_sources(sources: &[ProjectSource]) -> Result<Projects, Diagnostics> {
-        let mut projects = Projects::default();
+        let mut projects = Projects {
+            sources: sources.to_vec(),
+            ..Projects::default()
+        };
         let mut errors = Vec::new();
         for source in sources {
             match source.parse() {
@@ -82,6 +98,39 @@ impl Projects {
         } else {
             Err(Diagnostics(errors))
         }
+    }
+
+    /// The digest of the sources (see [`Projects::snapshot`]); none without projects.
+    pub fn digest(&self) -> Option<&str> {
+        if self.sources.is_empty() {
+            return None;
+        }
+        Some(self.digest.get_or_init(|| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(self.sources_json()))
+        }))
+    }
+
+    /// The sources to store with a run, and their digest; none without projects, or once
+    /// [`Projects::kept`] was called.
+    pub fn snapshot_to_keep(&self) -> Option<ProjectsSnapshot> {
+        if self.kept.get().is_some() {
+            return None;
+        }
+        Some(ProjectsSnapshot {
+            sha256: self.digest()?.to_string(),
+            json: self.sources_json(),
+        })
+    }
+
+    /// The store has the snapshot.
+    pub fn kept(&self) {
+        let _ = self.kept.set(());
+    }
+
+    fn sources_json(&self) -> Vec<u8> {
+        // Plain data (strings, maps, digests) always serializes.
+        serde_json::to_vec(&self.sources).unwrap_or_default()
     }
 
     /// Looks up `/projects/{p}/environments/{e}/assets/{a}` and the named action.

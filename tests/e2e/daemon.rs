@@ -1267,3 +1267,98 @@ fn runs_list_shows_one_page_filtered_by_the_store_locally_and_from_the_daemon() 
         wrong.stderr
     );
 }
+
+/// A project whose template and property both say `version`, and whose `flaky` action fails
+/// while `fail` is set.
+fn versioned_project(version: &str, fail: bool) -> String {
+    format!(
+        r#"project: snap
+properties: {{ greeting: "{version}" }}
+templates:
+  box:
+    actions:
+      default:
+        uses: script
+        with:
+          run: echo "summary=template {version} says {{{{ properties.greeting }}}}" >> "$WASMOPS_OUTPUT"
+      flaky:
+        uses: script
+        with:
+          run: |
+            echo "flaky {version} says {{{{ properties.greeting }}}}"
+            echo "summary=flaky {version} says {{{{ properties.greeting }}}}" >> "$WASMOPS_OUTPUT"
+            {}
+environments:
+  dev:
+    assets:
+      box: {{ template: box }}
+"#,
+        if fail { "exit 1" } else { "true" }
+    )
+}
+
+#[test]
+fn resume_and_retry_plan_against_the_projects_the_run_started_with() {
+    let sb = Sandbox::new();
+    let d = Daemon::start(sb.dir.path());
+    let apply = |version: &str, fail: bool| {
+        sb.write("snap/project.yaml", &versioned_project(version, fail));
+        let applied = d.cli(&["apply", &sb.path("snap").display().to_string()]);
+        assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    };
+    apply("one", true);
+    let target = "/projects/snap/environments/dev/assets/box";
+    publish(
+        &d,
+        "snap",
+        "gated",
+        &format!(
+            "steps:\n  - type: wait\n    requires_approval_from: {{ user_names: [jane@example.com] }}\n  - type: change\n    target: {target}\n    action: default\n"
+        ),
+    );
+    publish(
+        &d,
+        "snap",
+        "flaky",
+        &format!("steps:\n  - type: change\n    target: {target}\n    action: flaky\n"),
+    );
+    let gated = start(&d, "/projects/snap/workflows/gated", json!({}));
+    d.wait_status(&gated, "waiting");
+    let flaky = start(&d, "/projects/snap/workflows/flaky", json!({}));
+    d.wait_status(&flaky, "failed");
+    let said = |d: &Daemon| {
+        let lines = d.get(&format!("/api/v1/runs/{flaky}/logs?step=1.1"));
+        let lines: Vec<String> = lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l["text"].as_str().map(str::to_string))
+            .filter(|l| l.starts_with("flaky"))
+            .collect();
+        lines
+    };
+    assert_eq!(said(&d), ["flaky one says one"]);
+
+    // The project changes under both runs, and the daemon restarts: the waiting run resumes.
+    apply("two", false);
+    let mut d = d;
+    d.restart();
+    let (status, body) = d.post(
+        JANE,
+        &format!("/api/v1/runs/{gated}/steps/1/approve"),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body:#}");
+    let done = d.wait_status(&gated, "succeeded");
+    assert_eq!(step(&done, "2.1")["summary"], "template one says one");
+
+    let retried = d.cli(&["runs", "retry", &flaky]);
+    assert_eq!(retried.code, 0, "{}", retried.stderr);
+    d.wait_status(&flaky, "failed");
+    assert_eq!(said(&d), ["flaky one says one", "flaky one says one"]);
+
+    // A new run plans against what is applied now.
+    let fresh = start(&d, "/projects/snap/workflows/flaky", json!({}));
+    let fresh = d.wait_status(&fresh, "succeeded");
+    assert_eq!(step(&fresh, "1.1")["summary"], "flaky two says two");
+}

@@ -75,6 +75,7 @@ pub async fn run(
             overrides,
             trigger: Trigger::manual(std::env::var("USER").ok()),
             from_file: true,
+            projects_sha256: None,
         })
         .await?;
     print_run(&run, output)?;

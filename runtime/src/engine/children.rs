@@ -105,6 +105,7 @@ impl RunCtx {
                     inputs,
                 },
                 from_file: false,
+                projects_sha256: self.projects.digest().map(str::to_string),
             };
             let run = self.engine.create(spec).await.map_err(|e| e.to_string())?;
             ids.push(run.id);

@@ -70,7 +70,14 @@ pub(super) async fn execute(
     base.remove("secrets");
 
     // Steps see project files in the workspace, never where they came from.
-    let projects = engine.projects();
+    let projects = match engine.projects_for(&spec).await {
+        Ok(projects) => projects,
+        Err(e) => {
+            run.status = RunStatus::Failed;
+            run.error = Some(e.to_string());
+            return finish(&engine, run, started, &workspace).await;
+        }
+    };
     let seen = super::files::in_workspace(&projects, &workspace);
     let run_dir = super::files::run_dir(&run.workflow, spec.source_dir.as_deref(), &workspace);
     let planner = Planner {
@@ -123,6 +130,7 @@ pub(super) async fn execute(
         state: Mutex::new(RunState { run, by_id }),
         waiters: Default::default(),
         deciding: Default::default(),
+        projects: projects.clone(),
     });
     engine
         .live

@@ -156,10 +156,46 @@ impl Engine {
             .map_err(|e| EngineError::Invalid(e.to_string()))
     }
 
+    /// The projects a run plans against: those it started with, whatever was applied since.
+    pub(crate) async fn projects_for(&self, spec: &RunSpec) -> Result<Arc<Projects>, EngineError> {
+        let current = self.projects();
+        let Some(digest) = &spec.projects_sha256 else {
+            // Started without projects, or stored before runs kept them.
+            return Ok(current);
+        };
+        if current.digest() == Some(digest.as_str()) {
+            return Ok(current);
+        }
+        let json = self.runs.snapshot(digest).await?.ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "the projects this run started with ({digest}) are not in the store"
+            ))
+        })?;
+        let sources: Vec<crate::project::ProjectSource> =
+            serde_json::from_slice(&json).map_err(|e| {
+                EngineError::Invalid(format!("the projects this run started with: {e}"))
+            })?;
+        crate::blocking::run(move || Projects::from_sources(&sources))
+            .await
+            .map_err(EngineError::Invalid)?
+            .map(Arc::new)
+            .map_err(|e| EngineError::Invalid(format!("the projects this run started with: {e}")))
+    }
+
     /// Records a queued run durably and returns it; `drive` runs it.
-    pub async fn create(&self, spec: RunSpec) -> Result<Run, EngineError> {
+    pub async fn create(&self, mut spec: RunSpec) -> Result<Run, EngineError> {
         // Refuse a run whose workflow does not parse before anything is stored.
         Self::parse_spec(&spec)?;
+        if spec.projects_sha256.is_none() {
+            let projects = self.projects();
+            if let Some(snapshot) = projects.snapshot_to_keep() {
+                self.runs
+                    .keep_snapshot(&snapshot.sha256, &snapshot.json)
+                    .await?;
+                projects.kept();
+            }
+            spec.projects_sha256 = projects.digest().map(str::to_string);
+        }
         let run = Run {
             id: new_run_id(),
             workflow: spec.label.clone(),

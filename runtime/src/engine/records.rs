@@ -28,6 +28,8 @@ pub(super) struct RunCtx {
     /// Held while a decision is checked, stored and applied, so two at once cannot both pass
     /// the check.
     pub deciding: tokio::sync::Mutex<()>,
+    /// The projects the run started with; child runs start with them too.
+    pub projects: Arc<crate::project::Projects>,
 }
 
 pub(super) struct RunState {

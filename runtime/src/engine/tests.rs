@@ -64,6 +64,7 @@ fn spec(yaml: &str) -> RunSpec {
         overrides: Default::default(),
         trigger: Trigger::manual(Some("tester".into())),
         from_file: false,
+        projects_sha256: None,
     }
 }
 
@@ -497,6 +498,13 @@ impl RunStore for FailingWrites {
     }
     async fn list(&self, query: &RunQuery) -> Result<RunPage, StoreError> {
         self.inner.list(query).await
+    }
+    async fn keep_snapshot(&self, sha256: &str, json: &[u8]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.keep_snapshot(sha256, json).await
+    }
+    async fn snapshot(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.snapshot(sha256).await
     }
     async fn count_by_status(
         &self,

@@ -299,6 +299,12 @@ pub struct RunSpec {
     /// Whether the run record names its file (`wasmops run FILE`).
     #[serde(default)]
     pub from_file: bool,
+    /// The digest of the projects the run started with ([`RunStore::snapshot`]); none for a
+    /// run without projects, or one stored before snapshots.
+    ///
+    /// [`RunStore::snapshot`]: crate::store::RunStore::snapshot
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projects_sha256: Option<String>,
 }
 
 /// `wfr_` + 8 lowercase alphanumerics.

@@ -45,6 +45,7 @@ fn spec(workflow: &str) -> RunSpec {
         overrides: Map::new(),
         trigger: Trigger::manual(None),
         from_file: false,
+        projects_sha256: None,
     }
 }
 
@@ -516,6 +517,15 @@ async fn project_files_are_kept_by_digest(stores: &Stores) {
 }
 
 /// One test per case for a backend: `$open` makes a fresh store (and whatever keeps it alive).
+async fn project_snapshots_are_kept_by_digest(stores: &Stores) {
+    let runs = stores.runs.as_ref();
+    assert!(runs.snapshot("ab12").await.unwrap().is_none());
+    runs.keep_snapshot("ab12", b"[1]").await.unwrap();
+    // The same digest names the same contents: keeping it again changes nothing.
+    runs.keep_snapshot("ab12", b"[2]").await.unwrap();
+    assert_eq!(runs.snapshot("ab12").await.unwrap().unwrap(), b"[1]");
+}
+
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -540,6 +550,7 @@ macro_rules! conformance {
             case!(catalog_transactions_commit_whole_or_not_at_all);
             case!(concurrent_publishes_never_share_a_version);
             case!(project_files_are_kept_by_digest);
+            case!(project_snapshots_are_kept_by_digest);
         }
     };
 }

@@ -29,6 +29,8 @@ struct State {
     workflows: BTreeMap<String, WorkflowRecord>,
     /// SHA-256 → project file contents.
     blobs: BTreeMap<String, Vec<u8>>,
+    /// SHA-256 → the projects runs started with.
+    snapshots: BTreeMap<String, Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -150,6 +152,18 @@ impl RunStore for MemoryStore {
             runs: matching.into_iter().take(limit).cloned().collect(),
             next,
         })
+    }
+
+    async fn keep_snapshot(&self, sha256: &str, json: &[u8]) -> Result<(), StoreError> {
+        self.state()
+            .snapshots
+            .entry(sha256.to_string())
+            .or_insert_with(|| json.to_vec());
+        Ok(())
+    }
+
+    async fn snapshot(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.state().snapshots.get(sha256).cloned())
     }
 
     async fn count_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError> {

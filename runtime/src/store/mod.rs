@@ -118,6 +118,13 @@ pub trait RunStore: Send + Sync {
     /// A page of run headers, filtered and ordered by the store.
     async fn list(&self, query: &RunQuery) -> Result<RunPage, StoreError>;
 
+    /// Keeps the projects a run starts with (their sources as JSON) under their hex SHA-256;
+    /// durable when it returns. Keeping the same again changes nothing.
+    async fn keep_snapshot(&self, sha256: &str, json: &[u8]) -> Result<(), StoreError>;
+
+    /// The projects kept under `sha256`.
+    async fn snapshot(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
     /// How many runs are in each state.
     async fn count_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError>;
 

@@ -58,6 +58,7 @@ pub async fn start(
         overrides: body.property_overrides,
         trigger: Trigger::manual(Some(actor.name)),
         from_file: false,
+        projects_sha256: None,
     };
     let run = st.engine.submit(spec).await?;
     Ok((StatusCode::CREATED, Json(json!(run))).into_response())

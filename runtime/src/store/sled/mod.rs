@@ -23,6 +23,8 @@ pub struct SledStore {
     logs: ::sled::Tree,
     /// run id → what it runs (workflow text, overrides, trigger), for resume and retry.
     specs: ::sled::Tree,
+    /// SHA-256 → the projects runs started with (their sources as JSON).
+    snapshots: ::sled::Tree,
     /// Indexes of run keys (creation time, id): all runs; by workflow; by status; by parent.
     by_time: ::sled::Tree,
     by_workflow: ::sled::Tree,
@@ -121,6 +123,7 @@ impl SledStore {
             steps: db.open_tree("steps")?,
             logs: db.open_tree("logs")?,
             specs: db.open_tree("specs")?,
+            snapshots: db.open_tree("project_snapshots")?,
             by_time: db.open_tree("runs_by_time")?,
             by_workflow: db.open_tree("runs_by_workflow")?,
             by_status: db.open_tree("runs_by_status")?,

@@ -476,6 +476,18 @@ impl RunStore for SledStore {
         Ok(page)
     }
 
+    async fn keep_snapshot(&self, sha256: &str, json: &[u8]) -> Result<(), StoreError> {
+        if self.snapshots.contains_key(sha256.as_bytes())? {
+            return Ok(());
+        }
+        self.snapshots.insert(sha256.as_bytes(), json)?;
+        self.commit().await
+    }
+
+    async fn snapshot(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.snapshots.get(sha256.as_bytes())?.map(|v| v.to_vec()))
+    }
+
     async fn count_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError> {
         let counts = self.status_counts.get(|| self.count_statuses());
         Ok(RunStatus::ALL.into_iter().zip(counts).collect())
