@@ -2,9 +2,9 @@
 //! durable record write for every state change. Steps a previous attempt of the run completed are
 //! kept, so the same walk serves a first run, a resumed run and a retry.
 
-use super::Engine;
 use super::plan::{Action, Node, Planner, Scope};
 use super::records::{Done, RunCtx, RunState, find};
+use super::{Engine, EngineError};
 use crate::records::{Run, RunSpec, RunStatus, StepRun, StepStatus};
 use crate::store::{RunQuery, list_all};
 use crate::workflow::{RunAs, template};
@@ -45,7 +45,15 @@ pub(super) async fn execute(
     // next start sees a run that was executing and counts it.
     engine.runs.put(&run.id, Some(&run), &[]).await?;
 
-    let workflow = match Engine::parse_spec(&spec) {
+    // Parsing and planning a large workflow is CPU work: off the async workers, a few at a time.
+    let parsed = {
+        let spec = spec.clone();
+        crate::blocking::run(move || Engine::parse_spec(&spec)).await
+    };
+    let workflow = match parsed
+        .map_err(EngineError::Invalid)
+        .and_then(|parsed| parsed)
+    {
         Ok(w) => w,
         Err(e) => {
             run.status = RunStatus::Failed;
@@ -80,17 +88,24 @@ pub(super) async fn execute(
     };
     let seen = super::files::in_workspace(&projects, &workspace);
     let run_dir = super::files::run_dir(&run.workflow, spec.source_dir.as_deref(), &workspace);
-    let planner = Planner {
-        projects: &seen,
-        context: &Value::Object(base.clone()),
-        overrides: &spec.overrides,
-    };
     let root_scope = Arc::new(Scope {
         properties: top,
         dir: run_dir.clone(),
         environment: None,
     });
-    let planned = planner.plan(&workflow.steps, &root_scope);
+    let planned = {
+        let (context, overrides) = (Value::Object(base.clone()), spec.overrides.clone());
+        crate::blocking::run(move || {
+            let planner = Planner {
+                projects: &seen,
+                context: &context,
+                overrides: &overrides,
+            };
+            planner.plan(&workflow.steps, &root_scope)
+        })
+        .await
+        .and_then(|planned| planned)
+    };
     let planned = match planned {
         Ok(nodes) => super::files::materialize(
             &engine,

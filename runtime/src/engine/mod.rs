@@ -184,8 +184,12 @@ impl Engine {
 
     /// Records a queued run durably and returns it; `drive` runs it.
     pub async fn create(&self, mut spec: RunSpec) -> Result<Run, EngineError> {
-        // Refuse a run whose workflow does not parse before anything is stored.
-        Self::parse_spec(&spec)?;
+        // Refuse a run whose workflow does not parse before anything is stored (on a blocking
+        // thread: a large workflow takes a while to parse).
+        let checked = spec.clone();
+        crate::blocking::run(move || Self::parse_spec(&checked).map(drop))
+            .await
+            .map_err(EngineError::Invalid)??;
         if spec.projects_sha256.is_none() {
             let projects = self.projects();
             if let Some(snapshot) = projects.snapshot_to_keep() {
