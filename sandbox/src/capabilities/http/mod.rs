@@ -4,7 +4,7 @@
 
 mod pinned;
 
-use super::phases::{CallData, HostCapability, Prepare, narrow};
+use super::phases::{CallData, HostCapability, Prepare};
 use crate::error::{Capability, Denial, Denials, GrantError};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -47,7 +47,8 @@ pub struct HttpGrant {
 }
 
 /// One parsed `http` entry: `https://api.example.com`, `https://*.example.com`,
-/// `http://host:8080`, `http://host:*` (any port).
+/// `http://host:8080`, `http://host:*` (any port), `https://*` (any host: in a plugin.toml only,
+/// as a ceiling the operator fills in with the hosts it names).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostRule {
     scheme: String,
@@ -113,17 +114,48 @@ impl HostRule {
     }
 
     fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
-        let host_ok = match self.host.strip_prefix("*.") {
+        self.scheme == scheme && self.allows_host(host) && self.allows_port(port)
+    }
+
+    fn allows_host(&self, host: &str) -> bool {
+        match self.host.strip_prefix("*.") {
+            _ if self.is_any_host() => true,
             Some(domain) => host.ends_with(&format!(".{domain}")),
             None => self.host == host,
-        };
-        let default_port = if self.scheme == "https" { 443 } else { 80 };
-        let port_ok = match self.port {
-            Port::Default => port == default_port,
+        }
+    }
+
+    fn allows_port(&self, port: u16) -> bool {
+        match self.port {
+            Port::Default => port == self.default_port(),
             Port::Any => true,
             Port::Exactly(p) => p == port,
+        }
+    }
+
+    fn default_port(&self) -> u16 {
+        if self.scheme == "https" { 443 } else { 80 }
+    }
+
+    /// `scheme://*`: any host.
+    fn is_any_host(&self) -> bool {
+        self.host == "*"
+    }
+
+    /// Whether everything `other` allows, this allows too.
+    fn covers(&self, other: &HostRule) -> bool {
+        let host = match other.host.strip_prefix("*.") {
+            _ if other.is_any_host() => self.is_any_host(),
+            // `*.b.example.com` is within `*.example.com`.
+            Some(domain) => self.is_any_host() || self.allows_host(&format!("x.{domain}")),
+            None => self.allows_host(&other.host),
         };
-        self.scheme == scheme && host_ok && port_ok
+        let port = match other.port {
+            Port::Any => self.port == Port::Any,
+            Port::Default => self.allows_port(other.default_port()),
+            Port::Exactly(p) => self.allows_port(p),
+        };
+        self.scheme == other.scheme && host && port
     }
 }
 
@@ -156,12 +188,35 @@ impl HostCapability for Http {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
     }
 
+    /// The requested entries, or, when the operator names entries, those of them within a
+    /// requested one. A requested `scheme://*` (any host) grants only what the operator names.
     fn grant(request: &HttpRequest, operator: &HttpOperator) -> Result<HttpGrant, GrantError> {
-        // Every requested entry must parse, granted or not: a typo in plugin.toml is an error.
-        for entry in &request.http {
-            HostRule::parse(entry).map_err(|e| GrantError::new(Self::NAME, e))?;
-        }
-        let http_entries = narrow(&request.http, operator.http.as_ref());
+        let parse = |entries: &[String]| -> Result<Vec<HostRule>, GrantError> {
+            entries
+                .iter()
+                .map(|e| HostRule::parse(e).map_err(|e| GrantError::new(Self::NAME, e)))
+                .collect()
+        };
+        // Every entry must parse, granted or not: a typo is an error, not a silent denial.
+        let requested = parse(&request.http)?;
+        let http_entries: Vec<String> = match &operator.http {
+            None => request
+                .http
+                .iter()
+                .zip(&requested)
+                .filter(|(_, rule)| !rule.is_any_host())
+                .map(|(entry, _)| entry.clone())
+                .collect(),
+            Some(named) => {
+                let mut kept = Vec::new();
+                for (entry, rule) in named.iter().zip(parse(named)?) {
+                    if requested.iter().any(|r| r.covers(&rule)) && !kept.contains(entry) {
+                        kept.push(entry.clone());
+                    }
+                }
+                kept
+            }
+        };
         let rules = http_entries
             .iter()
             .map(|e| HostRule::parse(e))
@@ -336,6 +391,74 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+
+    fn granted(requested: &[&str], operator: Option<&[&str]>) -> Vec<String> {
+        let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let request = HttpRequest {
+            http: strings(requested),
+        };
+        let operator = HttpOperator {
+            http: operator.map(strings),
+            allow_private_http: false,
+        };
+        Http::grant(&request, &operator).unwrap().http_entries
+    }
+
+    #[test]
+    fn any_host_is_a_ceiling_the_operator_fills_in() {
+        let any = ["https://*", "http://*:*"];
+        assert!(
+            granted(&any, None).is_empty(),
+            "nothing until the operator names hosts"
+        );
+        assert_eq!(
+            granted(
+                &any,
+                Some(&["https://api.example.com", "http://127.0.0.1:8080"])
+            ),
+            ["https://api.example.com", "http://127.0.0.1:8080"]
+        );
+        // `https://*` is the default port only.
+        assert!(granted(&["https://*"], Some(&["https://a.example.com:8443"])).is_empty());
+        assert_eq!(granted(&any, Some(&["https://*"])), ["https://*"]);
+        assert!(
+            HostRule::parse("https://*")
+                .unwrap()
+                .allows("https", "anything.io", 443)
+        );
+    }
+
+    #[test]
+    fn the_operator_narrows_within_what_was_requested_never_beyond() {
+        let requested = ["https://*.example.com", "http://localhost:*"];
+        assert_eq!(granted(&requested, None), requested);
+        assert_eq!(
+            granted(
+                &requested,
+                Some(&[
+                    "https://api.example.com",
+                    "https://*.eu.example.com",
+                    "https://example.com",
+                    "https://api.example.org",
+                    "http://localhost:9000",
+                    "https://localhost"
+                ])
+            ),
+            [
+                "https://api.example.com",
+                "https://*.eu.example.com",
+                "http://localhost:9000"
+            ]
+        );
+        let bad = HttpOperator {
+            http: Some(vec!["not a url".into()]),
+            allow_private_http: false,
+        };
+        let request = HttpRequest {
+            http: vec!["https://*".into()],
+        };
+        assert!(Http::grant(&request, &bad).is_err());
+    }
 
     #[test]
     fn rules_match_scheme_host_and_port() {
