@@ -393,7 +393,7 @@ mod tests {
     use http_body_util::BodyExt;
 
     fn granted(requested: &[&str], operator: Option<&[&str]>) -> Vec<String> {
-        let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let strings = |list: &[&str]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
         let request = HttpRequest {
             http: strings(requested),
         };
