@@ -420,7 +420,7 @@ fn kill_9_loses_nothing_waiting_runs_wait_and_interrupted_steps_run_again() {
     d.restart();
     let run = d.wait_status(&waiting, "waiting");
     assert_eq!(step(&run, "1")["status"], "succeeded");
-    let (status, body) = d.post(
+    let (status, body) = d.decide(
         JANE,
         &format!("/api/v1/runs/{waiting}/steps/2/approve"),
         json!({}),
@@ -1343,7 +1343,7 @@ fn resume_and_retry_plan_against_the_projects_the_run_started_with() {
     apply("two", false);
     let mut d = d;
     d.restart();
-    let (status, body) = d.post(
+    let (status, body) = d.decide(
         JANE,
         &format!("/api/v1/runs/{gated}/steps/1/approve"),
         json!({}),

@@ -280,6 +280,23 @@ impl Daemon {
         }
     }
 
+    /// POSTs a decision, again while the daemon is still taking the run back after a restart
+    /// (409, "not active in this daemon yet"), as a client told to try again would.
+    pub fn decide(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let started = Instant::now();
+        loop {
+            let (status, answer) = self.post(token, path, body.clone());
+            let recovering = status == 409
+                && answer["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("not active in this daemon yet"));
+            if !recovering || started.elapsed() > Duration::from_secs(60) {
+                return (status, answer);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn wait_status(&self, run: &str, status: &str) -> Value {
         self.wait_for(run, status, |r| r["status"] == status)
     }
