@@ -17,5 +17,6 @@ pub mod records;
 pub mod render;
 pub mod store;
 pub mod validate;
+pub mod with_blocks;
 pub mod workflow;
 pub mod yaml;

@@ -87,3 +87,35 @@ fn the_examples_are_valid() {
         }
     }
 }
+
+#[test]
+fn a_plugin_checks_its_with_block_before_anything_runs() {
+    let sb = Sandbox::new();
+    let (code, out) = validate(
+        &sb,
+        "steps:\n  - uses: noop\n  - uses: noop\n    with:\n      sumary: typo\n",
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("wf.yaml:5:7: invalid `with` for noop: unknown field `sumary`"),
+        "{out}"
+    );
+    // A block with a template is checked once it is rendered, when the step runs.
+    let (code, out) = validate(
+        &sb,
+        "properties: { s: x }\nsteps:\n  - uses: noop\n    with: { summary: \"{{ s }}\" }\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    // `run` checks too, and runs nothing.
+    let file = sb.write(
+        "bad.yaml",
+        "steps:\n  - uses: noop\n    with: { sumary: typo }\n",
+    );
+    let ran = sb.wasmops(&["run", file.to_str().unwrap()]);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("unknown field `sumary`"),
+        "{}",
+        ran.stderr
+    );
+}

@@ -38,7 +38,7 @@ pub async fn run(
         .map_err(|e| anyhow!(e))?;
     let registry = Registry::load(sandbox, Some(&local.data), local.plugins.as_deref())
         .map_err(|e| anyhow!(e))?;
-    let workflow = match load_workflow(file, &registry, &projects) {
+    let workflow = match load_workflow(file, &registry, &projects).await {
         Ok(wf) => wf,
         Err(code) => return Ok(code),
     };
@@ -86,10 +86,10 @@ pub async fn run(
     })
 }
 
-pub fn validate(file: &Path, project: Option<&Path>, local: &LocalOpts) -> Result<ExitCode> {
+pub async fn validate(file: &Path, project: Option<&Path>, local: &LocalOpts) -> Result<ExitCode> {
     let registry = local_registry(local, None)?;
     let projects = load_projects(project)?;
-    match load_workflow(file, &registry, &projects) {
+    match load_workflow(file, &registry, &projects).await {
         Ok(wf) => {
             let count = {
                 let mut n = 0;
@@ -331,8 +331,9 @@ fn print_run(run: &Run, output: Output) -> Result<()> {
     Ok(())
 }
 
-/// Parses and checks a workflow; on problems prints them and returns the exit code to use.
-fn load_workflow(
+/// Parses and checks a workflow (its references, then its plugins' `with` blocks); on problems
+/// prints them and returns the exit code to use.
+async fn load_workflow(
     file: &Path,
     registry: &Registry,
     projects: &Projects,
@@ -351,7 +352,8 @@ fn load_workflow(
         eprintln!("{} error(s) in {name}", errors.0.len());
         ExitCode::from(EXIT_INVALID)
     })?;
-    let errors = crate::validate::check_references(&workflow, registry, projects);
+    let mut errors = crate::validate::check_references(&workflow, registry, projects);
+    errors.extend(crate::with_blocks::check_with_blocks(&workflow, registry).await);
     if !errors.is_empty() {
         for e in &errors {
             eprintln!("{e}");

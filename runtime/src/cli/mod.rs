@@ -330,7 +330,7 @@ pub fn main() -> ExitCode {
                 file,
                 project,
                 local,
-            } => local::validate(&file, project.as_deref(), &local),
+            } => local::validate(&file, project.as_deref(), &local).await,
             // With --server (or WASMOPS_SERVER) runs are the daemon's; without, the local store's.
             Command::Runs { command } => match command {
                 RunsCommand::List {

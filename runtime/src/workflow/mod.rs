@@ -46,7 +46,7 @@ pub struct Step {
     pub file: String,
     /// Where each template string of the step's own keys is, by its path below the step
     /// (`name`, `when`, `with.env.TOKEN`, `targets[1]`, `property_overrides[0].env`), so a
-    /// problem in one is reported at its line and column.
+    /// problem in one is reported at its line and column; and the `with` block itself.
     pub templates: BTreeMap<String, Location>,
 }
 

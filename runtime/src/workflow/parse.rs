@@ -306,6 +306,10 @@ impl Parser<'_> {
             templates: Default::default(),
         };
         for (key, _, value) in &entries {
+            if key == "with" {
+                // Where the plugin's own `validate` findings are reported.
+                step.templates.insert(key.clone(), yaml::location(value));
+            }
             if matches!(key.as_str(), "when" | "if") {
                 // Expressions need no braces to be one.
                 step.templates.insert(key.clone(), yaml::location(value));
