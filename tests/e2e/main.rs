@@ -9,6 +9,7 @@ mod escapes;
 mod execution;
 mod failures;
 mod hostile_input;
+mod http_plugin;
 mod openapi;
 mod pip_tools;
 mod plugins;

@@ -1,0 +1,301 @@
+//! The built-in `http` step against a real server on 127.0.0.1: health checks, retries on 5xx,
+//! redirects (each hop through the grant), JSON bodies, and the operator's grant as the only way
+//! to reach a host.
+
+use crate::daemon_support::JANE;
+use crate::support::{Sandbox, step};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What the server saw: (method, path, content-type, body) per request.
+type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
+
+/// A server on 127.0.0.1 with a few fixed routes; runs until the test process ends.
+struct Server {
+    port: u16,
+    seen: Seen,
+}
+
+impl Server {
+    fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Seen = Arc::default();
+        let flaky = Arc::new(AtomicUsize::new(0));
+        let recorded = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (seen, flaky) = (recorded.clone(), flaky.clone());
+                std::thread::spawn(move || answer(stream, port, &seen, &flaky));
+            }
+        });
+        Server { port, seen }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+fn answer(stream: TcpStream, port: u16, seen: &Seen, flaky: &AtomicUsize) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+    let (mut length, mut content_type, mut chunked) = (0, String::new(), false);
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').unwrap_or((header, ""));
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.trim().parse().unwrap_or(0),
+            "content-type" => content_type = value.trim().to_string(),
+            "transfer-encoding" => chunked = value.trim().eq_ignore_ascii_case("chunked"),
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    while chunked {
+        let mut size = String::new();
+        reader.read_line(&mut size).unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk).unwrap();
+        body.extend_from_slice(&chunk[..size]);
+        chunked = size > 0;
+    }
+    let body = String::from_utf8_lossy(&body).into_owned();
+    seen.lock()
+        .unwrap()
+        .push((method.clone(), path.clone(), content_type, body.clone()));
+    let away = format!("location: http://localhost:{port}/health\r\n");
+    let (status, extra, reply) = match path.as_str() {
+        "/health" => (
+            "200 OK",
+            "content-type: application/json\r\n",
+            r#"{"ok": true, "version": "1.4.2"}"#.to_string(),
+        ),
+        "/flaky" if flaky.fetch_add(1, Ordering::SeqCst) == 0 => {
+            ("503 Service Unavailable", "", "warming up".into())
+        }
+        "/flaky" => ("200 OK", "", "ready".into()),
+        "/down" => (
+            "503 Service Unavailable",
+            "",
+            "maintenance until 14:00".into(),
+        ),
+        "/moved" => ("302 Found", "location: /health\r\n", String::new()),
+        "/away" => ("302 Found", away.as_str(), String::new()),
+        "/echo" => ("201 Created", "", body),
+        _ => ("404 Not Found", "", "no such page".into()),
+    };
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+}
+
+/// The operator's grant: this server's address, private as it is.
+const GRANT: &str = "[plugins.http]\nhttp = [\"http://127.0.0.1:*\"]\nallow_private_http = true\n";
+
+/// Runs `with` as one `http` step under `config`; returns the exit code and the step.
+fn run_call(sb: &Sandbox, with: &str, config: &str) -> (i32, Value) {
+    let config = sb.write("wasmops.toml", config);
+    let yaml = format!("steps:\n  - id: call\n    uses: http\n    with: {with}\n");
+    let (code, run) = sb.run_json(&yaml, &["--config", config.to_str().unwrap()]);
+    (code, step(&run, "1").clone())
+}
+
+#[test]
+fn a_health_check_passes_with_the_answer_in_its_outputs() {
+    let (sb, server) = (Sandbox::new(), Server::start());
+    let (code, call) = run_call(
+        &sb,
+        &format!("{{ url: \"{}\" }}", server.url("/health")),
+        GRANT,
+    );
+    assert_eq!(code, 0, "{call:#}");
+    assert_eq!(call["summary"], "HTTP 200 OK");
+    assert_eq!(call["outputs"]["status"], 200);
+    assert_eq!(call["outputs"]["json"]["version"], "1.4.2");
+    assert_eq!(
+        call["outputs"]["headers"]["content-type"],
+        "application/json"
+    );
+    assert_eq!(call["outputs"]["attempts"], 1);
+}
+
+#[test]
+fn a_503_is_retried_with_backoff_until_it_answers() {
+    let (sb, server) = (Sandbox::new(), Server::start());
+    let with = format!(
+        "{{ url: \"{}\", retries: 2, retry_delay: 100ms }}",
+        server.url("/flaky")
+    );
+    let (code, call) = run_call(&sb, &with, GRANT);
+    assert_eq!(code, 0, "{call:#}");
+    assert_eq!(call["summary"], "HTTP 200 OK");
+    assert_eq!(call["outputs"]["attempts"], 2);
+    assert_eq!(call["outputs"]["body"], "ready");
+
+    // Still failing after every retry: the step fails with the status and what the server said.
+    let with = format!(
+        "{{ url: \"{}\", retries: 1, retry_delay: 50ms }}",
+        server.url("/down")
+    );
+    let (code, call) = run_call(&sb, &with, GRANT);
+    assert_ne!(code, 0);
+    let error = call["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!(
+            "HTTP 503 Service Unavailable from GET {} (expected 2xx) after 2 attempts: maintenance until 14:00",
+            server.url("/down")
+        )),
+        "{error}"
+    );
+}
+
+#[test]
+fn redirects_are_followed_only_when_asked_and_only_to_granted_hosts() {
+    let (sb, server) = (Sandbox::new(), Server::start());
+    let moved = server.url("/moved");
+    let (code, call_) = run_call(&sb, &format!("{{ url: \"{moved}\" }}"), GRANT);
+    assert_ne!(code, 0);
+    assert!(
+        call_["error"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 302 Found from GET"),
+        "{call_:#}"
+    );
+    let (code, followed) = run_call(
+        &sb,
+        &format!("{{ url: \"{moved}\", follow_redirects: true }}"),
+        GRANT,
+    );
+    assert_eq!(code, 0, "{followed:#}");
+    assert_eq!(followed["outputs"]["json"]["ok"], true);
+
+    // `localhost` is the same machine, but not a granted host.
+    let (code, away) = run_call(
+        &sb,
+        &format!(
+            "{{ url: \"{}\", follow_redirects: true }}",
+            server.url("/away")
+        ),
+        GRANT,
+    );
+    assert_ne!(code, 0);
+    let error = away["error"].as_str().unwrap();
+    assert!(
+        error.contains("localhost") && error.contains("denied by the sandbox"),
+        "{error}"
+    );
+    // The refused hop never left the sandbox.
+    let paths: Vec<String> = server
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.1.clone())
+        .collect();
+    assert_eq!(paths, ["/moved", "/moved", "/health", "/away"]);
+}
+
+#[test]
+fn a_json_body_is_sent_with_its_content_type() {
+    let (sb, server) = (Sandbox::new(), Server::start());
+    let with = format!(
+        "{{ url: \"{}\", method: post, json: {{ release: \"v2\", replicas: 3 }}, expect_status: 201 }}",
+        server.url("/echo")
+    );
+    let (code, call) = run_call(&sb, &with, GRANT);
+    assert_eq!(code, 0, "{call:#}");
+    assert_eq!(call["summary"], "HTTP 201 Created");
+    assert_eq!(call["outputs"]["json"]["replicas"], 3);
+    let seen = server.seen.lock().unwrap();
+    let (method, _, content_type, body) = seen.last().unwrap();
+    assert_eq!(method, "POST");
+    assert_eq!(content_type, "application/json");
+    assert_eq!(
+        serde_json::from_str::<Value>(body).unwrap(),
+        serde_json::json!({"release": "v2", "replicas": 3})
+    );
+}
+
+#[test]
+fn no_host_is_reachable_until_the_operator_grants_it() {
+    let (sb, server) = (Sandbox::new(), Server::start());
+    let with = format!("{{ url: \"{}\" }}", server.url("/health"));
+    // No [plugins.http] section: the plugin's any-host request grants nothing by itself.
+    let (code, call_) = run_call(&sb, &with, "");
+    assert_ne!(code, 0);
+    let error = call_["error"].as_str().unwrap();
+    assert!(error.contains("denied by the sandbox"), "{error}");
+    // Granted, but private addresses not allowed.
+    let (code, call_) = run_call(
+        &sb,
+        &with,
+        "[plugins.http]\nhttp = [\"http://127.0.0.1:*\"]\n",
+    );
+    assert_ne!(code, 0);
+    assert!(
+        call_["error"].as_str().unwrap().contains("denied"),
+        "{call_:#}"
+    );
+    assert!(server.seen.lock().unwrap().is_empty());
+
+    let inspected = sb.wasmops(&["plugins", "inspect", "http"]);
+    assert_eq!(inspected.code, 0, "{}", inspected.stderr);
+    assert!(
+        inspected.stdout.contains("https://*:*"),
+        "{}",
+        inspected.stdout
+    );
+}
+
+#[test]
+fn a_wrong_with_block_is_an_error_at_its_line_before_anything_runs() {
+    let sb = Sandbox::new();
+    let file = sb.write(
+        "wf.yaml",
+        "steps:\n  - uses: noop\n  - uses: http\n    with: { url: \"example.com/health\", retries: 50 }\n",
+    );
+    let ran = sb.wasmops(&["validate", file.to_str().unwrap()]);
+    assert_eq!(ran.code, 2, "{}{}", ran.stdout, ran.stderr);
+    let out = ran.stdout + &ran.stderr;
+    assert!(out.contains("wf.yaml:4:"), "{out}");
+    assert!(
+        out.contains("invalid `with` for http: url `example.com/health` is not an absolute URL"),
+        "{out}"
+    );
+
+    // The daemon checks a draft the same way, and will not publish it.
+    let (_sb, d) = crate::daemon::daemon_with_hello_world();
+    let path = "/api/v1/projects/hello_world/workflows/health";
+    let draft = "steps:\n  - uses: http\n    with: { url: \"https://example.com\", retries: 50 }\n";
+    let (status, body) = d.call(Some(JANE), "PUT", path, Some(json!({ "yaml": draft })));
+    assert_eq!(status, 200, "{body:#}");
+    let (_, checked) = d.post(JANE, &format!("{path}/validate"), json!({}));
+    assert_eq!(checked["valid"], false, "{checked:#}");
+    let error = checked["errors"][0].as_str().unwrap();
+    assert!(
+        error.contains(":3:")
+            && error.contains("invalid `with` for http: retries: 50 is more than 10"),
+        "{error}"
+    );
+    let (status, refused) = d.post(JANE, &format!("{path}/publish"), json!({}));
+    assert_ne!(status, 200, "{refused:#}");
+}
