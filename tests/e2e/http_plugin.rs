@@ -3,108 +3,41 @@
 //! to reach a host.
 
 use crate::daemon_support::JANE;
+use crate::http_server::Server;
 use crate::support::{Sandbox, step};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
-/// What the server saw: (method, path, content-type, body) per request.
-type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
-
-/// A server on 127.0.0.1 with a few fixed routes; runs until the test process ends.
-struct Server {
-    port: u16,
-    seen: Seen,
-}
-
-impl Server {
-    fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen: Seen = Arc::default();
-        let flaky = Arc::new(AtomicUsize::new(0));
-        let recorded = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (seen, flaky) = (recorded.clone(), flaky.clone());
-                std::thread::spawn(move || answer(stream, port, &seen, &flaky));
+/// The routes the tests call; `/flaky` fails its first request only.
+fn server() -> Server {
+    let flaky = AtomicUsize::new(0);
+    Server::start(move |request, port| {
+        let text = |s: &str| s.to_string();
+        match request.path.as_str() {
+            "/health" => (
+                "200 OK",
+                text("content-type: application/json\r\n"),
+                text(r#"{"ok": true, "version": "1.4.2"}"#),
+            ),
+            "/flaky" if flaky.fetch_add(1, Ordering::SeqCst) == 0 => {
+                ("503 Service Unavailable", String::new(), text("warming up"))
             }
-        });
-        Server { port, seen }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-fn answer(stream: TcpStream, port: u16, seen: &Seen, flaky: &AtomicUsize) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts.next().unwrap_or_default().to_string();
-    let (mut length, mut content_type, mut chunked) = (0, String::new(), false);
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).unwrap();
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
+            "/flaky" => ("200 OK", String::new(), text("ready")),
+            "/down" => (
+                "503 Service Unavailable",
+                String::new(),
+                text("maintenance until 14:00"),
+            ),
+            "/moved" => ("302 Found", text("location: /health\r\n"), String::new()),
+            "/away" => (
+                "302 Found",
+                format!("location: http://localhost:{port}/health\r\n"),
+                String::new(),
+            ),
+            "/echo" => ("201 Created", String::new(), request.body.clone()),
+            _ => ("404 Not Found", String::new(), text("no such page")),
         }
-        let (name, value) = header.split_once(':').unwrap_or((header, ""));
-        match name.to_ascii_lowercase().as_str() {
-            "content-length" => length = value.trim().parse().unwrap_or(0),
-            "content-type" => content_type = value.trim().to_string(),
-            "transfer-encoding" => chunked = value.trim().eq_ignore_ascii_case("chunked"),
-            _ => {}
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    while chunked {
-        let mut size = String::new();
-        reader.read_line(&mut size).unwrap();
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        let mut chunk = vec![0; size + 2];
-        reader.read_exact(&mut chunk).unwrap();
-        body.extend_from_slice(&chunk[..size]);
-        chunked = size > 0;
-    }
-    let body = String::from_utf8_lossy(&body).into_owned();
-    seen.lock()
-        .unwrap()
-        .push((method.clone(), path.clone(), content_type, body.clone()));
-    let away = format!("location: http://localhost:{port}/health\r\n");
-    let (status, extra, reply) = match path.as_str() {
-        "/health" => (
-            "200 OK",
-            "content-type: application/json\r\n",
-            r#"{"ok": true, "version": "1.4.2"}"#.to_string(),
-        ),
-        "/flaky" if flaky.fetch_add(1, Ordering::SeqCst) == 0 => {
-            ("503 Service Unavailable", "", "warming up".into())
-        }
-        "/flaky" => ("200 OK", "", "ready".into()),
-        "/down" => (
-            "503 Service Unavailable",
-            "",
-            "maintenance until 14:00".into(),
-        ),
-        "/moved" => ("302 Found", "location: /health\r\n", String::new()),
-        "/away" => ("302 Found", away.as_str(), String::new()),
-        "/echo" => ("201 Created", "", body),
-        _ => ("404 Not Found", "", "no such page".into()),
-    };
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{reply}",
-        reply.len()
-    );
+    })
 }
 
 /// The operator's grant: this server's address, private as it is.
@@ -120,7 +53,7 @@ fn run_call(sb: &Sandbox, with: &str, config: &str) -> (i32, Value) {
 
 #[test]
 fn a_health_check_passes_with_the_answer_in_its_outputs() {
-    let (sb, server) = (Sandbox::new(), Server::start());
+    let (sb, server) = (Sandbox::new(), server());
     let (code, call) = run_call(
         &sb,
         &format!("{{ url: \"{}\" }}", server.url("/health")),
@@ -139,7 +72,7 @@ fn a_health_check_passes_with_the_answer_in_its_outputs() {
 
 #[test]
 fn a_503_is_retried_with_backoff_until_it_answers() {
-    let (sb, server) = (Sandbox::new(), Server::start());
+    let (sb, server) = (Sandbox::new(), server());
     let with = format!(
         "{{ url: \"{}\", retries: 2, retry_delay: 100ms }}",
         server.url("/flaky")
@@ -169,7 +102,7 @@ fn a_503_is_retried_with_backoff_until_it_answers() {
 
 #[test]
 fn redirects_are_followed_only_when_asked_and_only_to_granted_hosts() {
-    let (sb, server) = (Sandbox::new(), Server::start());
+    let (sb, server) = (Sandbox::new(), server());
     let moved = server.url("/moved");
     let (code, call_) = run_call(&sb, &format!("{{ url: \"{moved}\" }}"), GRANT);
     assert_ne!(code, 0);
@@ -204,19 +137,13 @@ fn redirects_are_followed_only_when_asked_and_only_to_granted_hosts() {
         "{error}"
     );
     // The refused hop never left the sandbox.
-    let paths: Vec<String> = server
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| s.1.clone())
-        .collect();
+    let paths: Vec<String> = server.seen().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, ["/moved", "/moved", "/health", "/away"]);
 }
 
 #[test]
 fn a_json_body_is_sent_with_its_content_type() {
-    let (sb, server) = (Sandbox::new(), Server::start());
+    let (sb, server) = (Sandbox::new(), server());
     let with = format!(
         "{{ url: \"{}\", method: post, json: {{ release: \"v2\", replicas: 3 }}, expect_status: 201 }}",
         server.url("/echo")
@@ -225,19 +152,19 @@ fn a_json_body_is_sent_with_its_content_type() {
     assert_eq!(code, 0, "{call:#}");
     assert_eq!(call["summary"], "HTTP 201 Created");
     assert_eq!(call["outputs"]["json"]["replicas"], 3);
-    let seen = server.seen.lock().unwrap();
-    let (method, _, content_type, body) = seen.last().unwrap();
-    assert_eq!(method, "POST");
-    assert_eq!(content_type, "application/json");
+    let seen = server.seen();
+    let sent = seen.last().unwrap();
+    assert_eq!(sent.method, "POST");
+    assert_eq!(sent.content_type, "application/json");
     assert_eq!(
-        serde_json::from_str::<Value>(body).unwrap(),
+        serde_json::from_str::<Value>(&sent.body).unwrap(),
         serde_json::json!({"release": "v2", "replicas": 3})
     );
 }
 
 #[test]
 fn no_host_is_reachable_until_the_operator_grants_it() {
-    let (sb, server) = (Sandbox::new(), Server::start());
+    let (sb, server) = (Sandbox::new(), server());
     let with = format!("{{ url: \"{}\" }}", server.url("/health"));
     // No [plugins.http] section: the plugin's any-host request grants nothing by itself.
     let (code, call_) = run_call(&sb, &with, "");
@@ -255,7 +182,7 @@ fn no_host_is_reachable_until_the_operator_grants_it() {
         call_["error"].as_str().unwrap().contains("denied"),
         "{call_:#}"
     );
-    assert!(server.seen.lock().unwrap().is_empty());
+    assert!(server.seen().is_empty());
 
     let inspected = sb.wasmops(&["plugins", "inspect", "http"]);
     assert_eq!(inspected.code, 0, "{}", inspected.stderr);

@@ -10,6 +10,7 @@ mod execution;
 mod failures;
 mod hostile_input;
 mod http_plugin;
+mod http_server;
 mod openapi;
 mod pip_tools;
 mod plugins;
