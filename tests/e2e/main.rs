@@ -21,5 +21,6 @@ mod roles;
 mod sandbox;
 mod scaffold;
 mod secrets;
+mod slack_plugin;
 mod validation;
 mod worlds;
