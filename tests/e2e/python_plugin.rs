@@ -107,27 +107,33 @@ steps:
         logs.stdout
     );
 
-    // A bad `with`: the step fails with the plugin's own message (an `Err` raised in Python).
-    let (code, run) = sb.run_json(
-        r#"
-steps:
-  - uses: hello-python
-    with: { nam: Ada, shout: "yes" }
-"#,
-        &["--plugins", plugins, "--config", &config],
+    // A bad `with`: the plugin's own `validate` (an `Err` raised in Python) refuses it at its
+    // line before anything runs.
+    let file = sb.write(
+        "bad.yaml",
+        "steps:\n  - uses: hello-python\n    with: { nam: Ada, shout: \"yes\" }\n",
     );
-    assert_ne!(code, 0, "{run:#}");
-    assert_eq!(run["status"], "failed", "{run:#}");
-    let bad = step(&run, "1");
-    assert_eq!(bad["status"], "failed", "{bad:#}");
-    let error = bad["error"].as_str().unwrap_or_default();
+    let ran = sb.wasmops(&[
+        "run",
+        file.to_str().unwrap(),
+        "--plugins",
+        plugins,
+        "--config",
+        &config,
+    ]);
+    assert_eq!(ran.code, 2, "{}{}", ran.stdout, ran.stderr);
     for expected in [
+        "bad.yaml:3:",
         "invalid `with` for hello-python",
         "missing `name`",
         "`shout` must be true or false",
         "unknown key `nam`",
     ] {
-        assert!(error.contains(expected), "{expected:?} not in {error:?}");
+        assert!(
+            ran.stderr.contains(expected),
+            "{expected:?} not in {:?}",
+            ran.stderr
+        );
     }
 }
 
