@@ -22,5 +22,6 @@ mod sandbox;
 mod scaffold;
 mod secrets;
 mod slack_plugin;
+mod terraform_plugin;
 mod validation;
 mod worlds;
