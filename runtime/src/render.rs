@@ -96,6 +96,15 @@ fn step_lines(out: &mut String, step: &StepRun, depth: usize, width: usize) {
     {
         let _ = writeln!(out, "{indent}→ {summary}");
     }
+    if let Some(bound) = step.wait.as_ref().and_then(|w| w.approves.as_ref()) {
+        let what = bound.summary.as_deref().unwrap_or("its outputs");
+        let short: String = bound.sha256.chars().take(12).collect();
+        let _ = writeln!(
+            out,
+            "{indent}→ Approves {}: {what} (sha256 {short}…)",
+            bound.step
+        );
+    }
     if let Some(error) = &step.error {
         for line in error.lines().skip(1).take(20) {
             let _ = writeln!(out, "{indent}  {line}");

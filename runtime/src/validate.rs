@@ -32,6 +32,24 @@ pub fn check_references(
             ));
         }
     });
+    // An approval binds to a step that runs before it: one with that id.
+    workflow.walk(&mut |step| {
+        if let StepKind::Wait {
+            approves: Some(id), ..
+        } = &step.kind
+            && !ids.contains(id)
+        {
+            let hint = did_you_mean(id, ids.iter().map(String::as_str))
+                .map(|s| format!("did you mean `{s}`?"))
+                .or_else(|| Some("give the step it approves an `id` and name it here".into()));
+            errors.push(diag(
+                workflow,
+                step,
+                format!("`approves: {id}` names no step"),
+                hint,
+            ));
+        }
+    });
     let names = registry.names(PluginKind::Step);
     let installed = Installed {
         steps: names.iter().map(String::as_str).collect(),

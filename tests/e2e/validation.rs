@@ -119,3 +119,18 @@ fn a_plugin_checks_its_with_block_before_anything_runs() {
         ran.stderr
     );
 }
+
+#[test]
+fn an_approval_binds_only_to_a_step_that_exists() {
+    let sb = Sandbox::new();
+    let (code, out) = validate(
+        &sb,
+        "steps:\n  - id: plan\n    uses: noop\n  - type: wait\n    approves: plna\n",
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("wf.yaml:4:5: `approves: plna` names no step")
+            && out.contains("did you mean `plan`?"),
+        "{out}"
+    );
+}

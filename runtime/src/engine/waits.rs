@@ -7,7 +7,7 @@ use super::records::{Done, RunCtx};
 use super::{Engine, EngineError};
 use crate::identity::{Actor, Role};
 use crate::records::find_step_mut;
-use crate::records::{DecisionRecord, RunStatus, StepRun, StepStatus, WaitState};
+use crate::records::{ApprovedResult, DecisionRecord, RunStatus, StepRun, StepStatus, WaitState};
 use crate::workflow::{Approvers, OnTimeout, StepKind};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -25,6 +25,7 @@ pub(super) fn wait_config(node: &Node) -> Value {
     let StepKind::Wait {
         approvers,
         on_timeout,
+        ..
     } = &node.step.kind
     else {
         return json!({});
@@ -68,6 +69,7 @@ impl RunCtx {
                     deadline: None,
                     state: String::new(),
                     decision: None,
+                    approves: None,
                 });
             self.update(&node.path, |s| s.status = StepStatus::Running)
                 .await;
@@ -99,6 +101,13 @@ impl RunCtx {
                 PluginOutcome::Done(mut done) => {
                     if decision.kind == "approve" {
                         done.approved_by = decision.by.clone();
+                        // What later steps check they act on: `{{ steps.<id>.outputs.approved_sha256 }}`.
+                        if let Some(bound) = &wait.approves {
+                            done.outputs
+                                .insert("approved_step".into(), json!(bound.step));
+                            done.outputs
+                                .insert("approved_sha256".into(), json!(bound.sha256));
+                        }
                     }
                     return Ok(done);
                 }
@@ -119,6 +128,7 @@ impl RunCtx {
             }),
             state: request.state,
             decision: None,
+            approves: self.bound_result(node),
         };
         self.update(&node.path, |s| {
             s.status = StepStatus::Waiting;
@@ -127,6 +137,30 @@ impl RunCtx {
         })
         .await;
         self.set_run_status(RunStatus::Waiting).await;
+    }
+
+    /// The result an approval binds to (`approves: ID`): that step's summary and its
+    /// `plan_sha256` output, or a digest of all its outputs.
+    fn bound_result(&self, node: &Node) -> Option<ApprovedResult> {
+        let StepKind::Wait {
+            approves: Some(id), ..
+        } = &node.step.kind
+        else {
+            return None;
+        };
+        let step = self.state.lock().unwrap().by_id.get(id).cloned()?;
+        let sha256 = match step["outputs"]["plan_sha256"].as_str() {
+            Some(digest) => digest.to_string(),
+            None => {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(step["outputs"].to_string()))
+            }
+        };
+        Some(ApprovedResult {
+            step: id.clone(),
+            summary: step["summary"].as_str().map(str::to_string),
+            sha256,
+        })
     }
 
     /// Holds no thread: a task waits on a notification or the deadline.

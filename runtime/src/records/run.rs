@@ -234,6 +234,19 @@ pub struct WaitState {
     pub state: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<DecisionRecord>,
+    /// What an approval with `approves:` binds to, recorded when the step parks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approves: Option<ApprovedResult>,
+}
+
+/// The result an approval is for: the step, its summary, and the digest a later step verifies
+/// (a terraform plan's `plan_sha256`, or the SHA-256 of the step's outputs as JSON).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApprovedResult {
+    pub step: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    pub sha256: String,
 }
 
 /// A decision on a parked step, recorded before it is acted on.

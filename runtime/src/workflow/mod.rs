@@ -86,6 +86,8 @@ pub enum StepKind {
     Wait {
         approvers: Option<Approvers>,
         on_timeout: OnTimeout,
+        /// The id of the step whose result this approval binds to (`approves: plan`).
+        approves: Option<String>,
     },
     Condition {
         /// The expression without any surrounding `{{ }}`.

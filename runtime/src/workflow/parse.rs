@@ -37,7 +37,7 @@ fn kind_keys(kind: &str) -> &'static [&'static str] {
         "stage" => &["children", "run_as"],
         "change" => &["target", "targets", "action", "run_as"],
         "plugin" => &["uses", "with"],
-        "wait" => &["requires_approval_from", "on_timeout"],
+        "wait" => &["requires_approval_from", "on_timeout", "approves"],
         "condition" => &["if", "then", "else"],
         "workflow" => &["target", "version", "run_as", "property_overrides"],
         _ => &[],
@@ -299,6 +299,7 @@ impl Parser<'_> {
             kind: StepKind::Wait {
                 approvers: None,
                 on_timeout: OnTimeout::Reject,
+                approves: None,
             },
             location: yaml::location(node),
             yaml_path: path.to_string(),
@@ -453,9 +454,12 @@ impl Parser<'_> {
                         }
                     },
                 };
+                let approves =
+                    get("approves").and_then(|n| self.string(n, &join(path, "approves")));
                 StepKind::Wait {
                     approvers,
                     on_timeout,
+                    approves,
                 }
             }
             "condition" => {
@@ -562,7 +566,7 @@ impl Parser<'_> {
             "workflow"
         } else if has("action") || has("target") || has("targets") {
             "change"
-        } else if has("requires_approval_from") || has("on_timeout") {
+        } else if has("requires_approval_from") || has("on_timeout") || has("approves") {
             "wait"
         } else {
             self.error(
