@@ -23,6 +23,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// Where the daemon's own output goes: `daemon.log` beside the data directory.
     log: PathBuf,
+    /// Its PATH, when not the tests' own.
+    path: Option<String>,
 }
 
 /// A config with four users, one per role: jane (admin, release-managers), ed (editor), bob
@@ -75,7 +77,22 @@ impl Daemon {
         Daemon::start_with(dir, Some(extra))
     }
 
+    /// A daemon with `extra` config that finds programs on `path` first (a stand-in).
+    pub fn start_with_path(dir: &Path, extra: &str, path: &Path) -> Daemon {
+        let system = std::env::var("PATH").unwrap_or_default();
+        let mut daemon = Daemon::prepare(dir, Some(extra));
+        daemon.path = Some(format!("{}:{system}", path.display()));
+        daemon.launch();
+        daemon
+    }
+
     fn start_with(dir: &Path, extra: Option<&str>) -> Daemon {
+        let mut daemon = Daemon::prepare(dir, extra);
+        daemon.launch();
+        daemon
+    }
+
+    fn prepare(dir: &Path, extra: Option<&str>) -> Daemon {
         let config = write_config(dir);
         if let Some(extra) = extra {
             let text = std::fs::read_to_string(&config).unwrap();
@@ -86,16 +103,15 @@ impl Daemon {
             .local_addr()
             .unwrap()
             .port();
-        let mut daemon = Daemon {
+        Daemon {
             url: format!("http://127.0.0.1:{port}"),
             data: dir.join("data"),
             config,
             port,
             child: None,
             log: dir.join("daemon.log"),
-        };
-        daemon.launch();
-        daemon
+            path: None,
+        }
     }
 
     fn launch(&mut self) {
@@ -107,7 +123,11 @@ impl Daemon {
                 .map(Stdio::from)
                 .unwrap()
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_wasmops"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmops"));
+        if let Some(path) = &self.path {
+            command.env("PATH", path);
+        }
+        let child = command
             .args(["up", "--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--data")
             .arg(&self.data)

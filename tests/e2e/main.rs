@@ -21,6 +21,7 @@ mod roles;
 mod sandbox;
 mod scaffold;
 mod secrets;
+mod seeds;
 mod slack_plugin;
 mod terraform_plugin;
 mod validation;
