@@ -23,7 +23,7 @@ fn production_deploy_plans_waits_for_an_approval_bound_to_the_plan_applies_tests
     let workflow = "/projects/shop/workflows/production-deploy";
     let (status, body) = d.post(
         JANE,
-        &format!("/api/v1/projects/shop/workflows/production-deploy/publish"),
+        "/api/v1/projects/shop/workflows/production-deploy/publish",
         json!({}),
     );
     assert_eq!(status, 200, "{body:#}");
