@@ -1362,3 +1362,54 @@ fn resume_and_retry_plan_against_the_projects_the_run_started_with() {
     let fresh = d.wait_status(&fresh, "succeeded");
     assert_eq!(step(&fresh, "1.1")["summary"], "flaky two says two");
 }
+
+#[test]
+fn a_reader_too_slow_for_the_events_is_told_and_made_whole_with_a_snapshot() {
+    use std::io::{Read, Write};
+    let (_sb, d) = daemon_with_hello_world();
+    // 20,000 changes, each with a 500-byte summary (one YAML anchor): far more than the daemon
+    // keeps for a reader, and than the sockets between them hold.
+    let summary = "x".repeat(500);
+    let children: String = (1..10_000)
+        .map(|_| "      - { uses: noop, with: *big }\n")
+        .collect();
+    let yaml = format!(
+        "steps:\n  - run_as: parallel\n    children:\n      - {{ uses: noop, with: &big {{ summary: {summary} }} }}\n{children}"
+    );
+    publish(&d, "hello_world", "busy", &yaml);
+    let id = start(&d, "/projects/hello_world/workflows/busy", json!({}));
+
+    // Subscribe, then read nothing while the run sends far more changes than the daemon
+    // buffers for a reader.
+    let mut stream = std::net::TcpStream::connect(d.url.trim_start_matches("http://")).unwrap();
+    write!(
+        stream,
+        "GET /api/v1/runs/{id}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {JANE}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    d.wait_status(&id, "succeeded");
+
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let lagged = text
+        .find("event: lagged")
+        .unwrap_or_else(|| panic!("no lagged event in {} bytes", text.len()));
+    // After the gap, the run as it is now: finished, so the stream ends there.
+    let after = &text[lagged..];
+    let snapshot = after
+        .find("event: snapshot")
+        .expect("no snapshot after the lag");
+    let data = after[snapshot..]
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    let run: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(
+        run["steps"][0]["children"].as_array().unwrap().len(),
+        10_000
+    );
+}
