@@ -226,3 +226,26 @@ fn a_wrong_with_block_is_an_error_at_its_line_before_anything_runs() {
     let (status, refused) = d.post(JANE, &format!("{path}/publish"), json!({}));
     assert_ne!(status, 200, "{refused:#}");
 }
+
+#[test]
+fn describe_shows_the_with_schema_and_outputs() {
+    let sb = Sandbox::new();
+    let described = sb.wasmops(&["plugins", "describe", "http", "--output", "json"]);
+    assert_eq!(described.code, 0, "{}", described.stderr);
+    let info: Value = serde_json::from_str(&described.stdout).unwrap();
+    assert_eq!(info["config_schema"]["required"], json!(["url"]));
+    assert!(info["config_schema"]["properties"]["follow_redirects"].is_object());
+    assert!(
+        info["outputs"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("status"))
+    );
+    let missing = sb.wasmops(&["plugins", "describe", "htp"]);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("no plugin `htp`; installed:"),
+        "{}",
+        missing.stderr
+    );
+}

@@ -234,16 +234,59 @@ pub fn plugins_install(dir: &Path, local: &LocalOpts) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
-    let registry = local_registry(local, None)?;
-    let plugin = registry.get(name).ok_or_else(|| {
+/// A plugin by name, or an error that lists the installed ones.
+fn find_plugin(registry: &Registry, name: &str) -> Result<Arc<wasmops_sandbox::Plugin>> {
+    registry.get(name).ok_or_else(|| {
         let known: Vec<String> = registry
             .all()
             .iter()
             .map(|p| p.name().to_string())
             .collect();
         anyhow!("no plugin `{name}`; installed: {}", known.join(", "))
-    })?;
+    })
+}
+
+pub async fn plugins_describe(name: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
+    let registry = local_registry(local, None)?;
+    let plugin = find_plugin(&registry, name)?;
+    if plugin.kind() != wasmops_sandbox::PluginKind::Step {
+        bail!(
+            "`{name}` is a {} plugin; only step plugins describe a `with:` block",
+            plugin.kind()
+        );
+    }
+    let env = wasmops_sandbox::CallEnv {
+        log: wasmops_sandbox::CallLog::new(registry.sandbox().secrets().redactor().clone()),
+        ..wasmops_sandbox::CallEnv::default()
+    };
+    let info = registry
+        .sandbox()
+        .step_describe(&plugin, env)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let schema: Value = serde_json::from_str(&info.config_schema).unwrap_or(Value::Null);
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "name": name,
+                "description": info.description,
+                "config_schema": schema,
+                "outputs": info.outputs,
+            }))?
+        ),
+        Output::Text => {
+            println!("{name}: {}", info.description);
+            println!("outputs: {}", info.outputs.join(", "));
+            println!("with: {}", serde_json::to_string_pretty(&schema)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
+    let registry = local_registry(local, None)?;
+    let plugin = find_plugin(&registry, name)?;
     let json = plugin_json(&registry, &plugin);
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&json)?),

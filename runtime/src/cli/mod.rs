@@ -249,6 +249,14 @@ enum PluginsCommand {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
+    /// What a step plugin says about itself: its `with:` schema and the outputs it sets.
+    Describe {
+        name: String,
+        #[command(flatten)]
+        local: LocalOpts,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -379,6 +387,11 @@ pub fn main() -> ExitCode {
                     local,
                     output,
                 } => local::plugins_inspect(&name, &local, output),
+                PluginsCommand::Describe {
+                    name,
+                    local,
+                    output,
+                } => local::plugins_describe(&name, &local, output).await,
             },
             Command::Plugin { command } => match command {
                 PluginCommand::New { name, lang, dir } => {
