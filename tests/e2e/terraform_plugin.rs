@@ -148,3 +148,16 @@ fn a_failing_plan_fails_with_terraforms_own_diagnostic() {
         );
     }
 }
+
+#[test]
+fn a_missing_terraform_is_named_as_missing_not_as_refused() {
+    let sb = Sandbox::new();
+    let yaml = "steps:\n  - uses: terraform\n    with: { action: plan, dir: infra }\n";
+    let (code, run) = run(&sb, yaml, MAIN_TF, "/usr/bin:/bin");
+    assert_ne!(code, 0);
+    let error = step(&run, "1")["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("`terraform` is granted but not installed here"),
+        "{error}"
+    );
+}

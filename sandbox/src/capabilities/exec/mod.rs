@@ -79,6 +79,8 @@ pub struct ExecGrant {
 /// What one call may run.
 pub(crate) struct ExecState {
     programs: BTreeMap<String, PathBuf>,
+    /// Granted, but not found on the daemon's PATH at load.
+    missing: Vec<String>,
     /// None for calls without a workspace (triggers, notifiers): nothing can run.
     workspace: Option<PathBuf>,
     /// Host variables granted to the plugin, passed on to its programs.
@@ -144,6 +146,7 @@ impl HostCapability for Exec {
         read_only.dedup();
         Ok(ExecState {
             programs: grant.programs.clone(),
+            missing: grant.missing_programs.clone(),
             workspace: cx.env.workspace.clone(),
             env: cx.shared.env.clone(),
             confinement: Confinement {
@@ -192,6 +195,13 @@ enum ExecError {
 
 impl ExecState {
     async fn spawn(&self, req: WitCommand, timeout: Duration) -> Result<WitOutput, ExecError> {
+        if self.missing.contains(&req.program) {
+            return Err(ExecError::Failed(format!(
+                "`{}` is granted but not installed here: it was not on the daemon's PATH when \
+                 the plugin was loaded (install it, or add its directory to PATH, and restart)",
+                req.program
+            )));
+        }
         let program = self.programs.get(&req.program).ok_or_else(|| {
             let granted: Vec<&str> = self.programs.keys().map(String::as_str).collect();
             ExecError::Refused(
