@@ -32,10 +32,16 @@ fn main() {
         println!("noop instantiate + call: p50 {} p99 {} (2,000 calls)", us(p50), us(p99));
         println!("  target: p50 ≤ 50 µs -> {}", verdict(p50 <= Duration::from_micros(50)));
 
-        let http = registry.get("http").unwrap();
-        let with = r#"{"url": "https://example.com/health", "retries": 3, "expect_status": [200, 204]}"#;
-        let (p50, p99) = call_latency(&sandbox, &http, with, dir.path(), 2000, true).await;
-        println!("http instantiate + validate call: p50 {} p99 {} (2,000 calls)", us(p50), us(p99));
+        // The plugins that call out: what a call costs the host before any program or request.
+        for (name, with) in [
+            ("http", r#"{"url": "https://example.com/health", "retries": 3, "expect_status": [200, 204]}"#),
+            ("terraform", r#"{"action": "plan", "dir": "infra", "vars": {"replicas": 3}}"#),
+            ("slack", r##"{"channel": "#deployments", "text": "done", "blocks": [{"type": "divider"}]}"##),
+        ] {
+            let plugin = registry.get(name).unwrap();
+            let (p50, p99) = call_latency(&sandbox, &plugin, with, dir.path(), 2000, true).await;
+            println!("{name} instantiate + validate call: p50 {} p99 {} (2,000 calls)", us(p50), us(p99));
+        }
 
         let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugins/hello-python");
         match registry.load_plugin(&python) {
