@@ -32,7 +32,13 @@ pub async fn check_with_blocks(workflow: &Workflow, registry: &Registry) -> Vec<
         }
     });
     let mut problems = Vec::new();
+    // A plugin whose `validate` traps or times out once is not asked again: a hostile one must
+    // not hold a validation for its timeout once per block.
+    let mut broken = BTreeSet::new();
     for (step, uses, with) in blocks {
+        if broken.contains(uses) {
+            continue;
+        }
         let Some(plugin) = registry.get(uses).filter(|p| p.kind() == PluginKind::Step) else {
             // Not installed, or not a step: the reference checks say so.
             continue;
@@ -65,9 +71,12 @@ pub async fn check_with_blocks(workflow: &Workflow, registry: &Registry) -> Vec<
                     .into_iter()
                     .map(|line| diagnostic(format!("invalid `with` for {uses}: {line}"))),
             ),
-            Err(failure) => problems.push(diagnostic(format!(
-                "plugin `{uses}` could not check its `with` block: {failure}"
-            ))),
+            Err(failure) => {
+                broken.insert(uses);
+                problems.push(diagnostic(format!(
+                    "plugin `{uses}` could not check its `with` block: {failure}"
+                )));
+            }
         }
     }
     problems

@@ -315,3 +315,35 @@ fn an_added_plugin_without_an_operator_section_gets_only_the_defaults() {
     assert!(error.contains("granted: none"), "{error}");
     still_works(&sb);
 }
+
+#[test]
+fn a_plugin_whose_validate_never_returns_is_asked_once_and_named() {
+    let sb = Sandbox::new();
+    let plugins = test_plugins().to_str().unwrap().to_string();
+    let config = sb.write("wasmops.toml", "[plugins.hostile]\n");
+    let blocks: String = ["a", "b", "c"]
+        .iter()
+        .map(|t| {
+            format!("  - uses: hostile\n    with: {{ attack: spin-in-validate, target: {t} }}\n")
+        })
+        .collect();
+    let file = sb.write("wf.yaml", &format!("steps:\n{blocks}"));
+    let ran = sb.wasmops(&[
+        "validate",
+        file.to_str().unwrap(),
+        "--plugins",
+        &plugins,
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert_eq!(
+        ran.stderr
+            .matches("plugin `hostile` could not check its `with` block")
+            .count(),
+        1,
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("wf.yaml:3:"), "{}", ran.stderr);
+}

@@ -18,6 +18,17 @@ struct Hostile;
 impl Step for Hostile {
     type Config = Config;
 
+    /// `spin-in-validate` never returns from the check the host makes before a run.
+    fn validate(config: &Config) -> Result<(), Error> {
+        if config.attack == "spin-in-validate" {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        Ok(())
+    }
+
     fn run(ctx: &Context, config: Config) -> Result<Outcome, Error> {
         let target = config.target;
         match config.attack.as_str() {
