@@ -270,7 +270,8 @@ fn check_secrets(step: &Step, t: &Template<'_>, registry: &Registry, errors: &mu
 }
 
 /// A step and every step below it.
-fn walk_step(step: &Step, visit: &mut dyn FnMut(&Step)) {
+/// `step` and every step beneath it, parents first.
+pub(crate) fn walk_step(step: &Step, visit: &mut dyn FnMut(&Step)) {
     visit(step);
     match &step.kind {
         StepKind::Stage { children, .. } => children.iter().for_each(|c| walk_step(c, visit)),

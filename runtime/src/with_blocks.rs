@@ -1,11 +1,14 @@
 //! Each plugin step's `with:` block checked by its own plugin's `validate`, at validate and
 //! publish time: a wrong key or value is an error at the step's line, before anything runs.
 //!
-//! A block with a template in it (`url: "{{ properties.base }}/health"`) is left to the run:
-//! what it says is known only once it is rendered, and the plugin checks it again then.
+//! The blocks of the asset template actions a `change` step runs are checked too, reported in the
+//! project file. A block with a template in it (`url: "{{ properties.base }}/health"`) is left
+//! to the run: what it says is known only once it is rendered, and the plugin checks it then.
 
 use crate::diagnostics::Diagnostic;
 use crate::plugins::Registry;
+use crate::project::Projects;
+use crate::validate::walk_step;
 use crate::workflow::{Step, StepKind, Workflow, template};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -19,23 +22,44 @@ const MAX_CHECKED: usize = 2_000;
 const VALIDATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The problems the plugins find, one diagnostic per line they report.
-pub async fn check_with_blocks(workflow: &Workflow, registry: &Registry) -> Vec<Diagnostic> {
-    let mut blocks: Vec<(&Step, &str, &Value)> = Vec::new();
+pub async fn check_with_blocks(
+    workflow: &Workflow,
+    registry: &Registry,
+    projects: &Projects,
+) -> Vec<Diagnostic> {
+    let mut blocks: Vec<(Step, String, Value)> = Vec::new();
     let mut seen = BTreeSet::new();
-    workflow.walk(&mut |step| {
+    let mut add = |step: &Step| {
         if let StepKind::Plugin { uses, with } = &step.kind
             && !has_template(with)
             && blocks.len() < MAX_CHECKED
             && seen.insert((uses.clone(), with.to_string()))
         {
-            blocks.push((step, uses, with));
+            blocks.push((step.clone(), uses.clone(), with.clone()));
+        }
+    };
+    workflow.walk(&mut |step| {
+        add(step);
+        if let StepKind::Change {
+            targets, action, ..
+        } = &step.kind
+        {
+            // An unknown target or action is the reference checks' to report.
+            let resolved = targets
+                .iter()
+                .filter(|t| !template::is_template(t))
+                .filter_map(|t| projects.resolve(t, action).ok());
+            for target in resolved {
+                target.steps.iter().for_each(|s| walk_step(s, &mut add));
+            }
         }
     });
     let mut problems = Vec::new();
     // A plugin whose `validate` traps or times out once is not asked again: a hostile one must
     // not hold a validation for its timeout once per block.
     let mut broken = BTreeSet::new();
-    for (step, uses, with) in blocks {
+    for (step, uses, with) in &blocks {
+        let uses = uses.as_str();
         if broken.contains(uses) {
             continue;
         }

@@ -134,3 +134,31 @@ fn an_approval_binds_only_to_a_step_that_exists() {
         "{out}"
     );
 }
+
+#[test]
+fn a_template_actions_with_block_is_checked_in_its_project_file() {
+    let sb = Sandbox::new();
+    sb.write(
+        "proj/project.yaml",
+        "project: p\ntemplates:\n  box:\n    actions:\n      default:\n        uses: noop\n        with: { sumary: typo }\nenvironments:\n  dev:\n    assets:\n      box: { template: box }\n",
+    );
+    let file = sb.write(
+        "wf.yaml",
+        "steps:\n  - target: /projects/p/environments/dev/assets/box\n    action: default\n",
+    );
+    let ran = sb.wasmops(&[
+        "validate",
+        file.to_str().unwrap(),
+        "--project",
+        sb.path("proj").to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 2, "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("project.yaml:7:")
+            && ran
+                .stderr
+                .contains("invalid `with` for noop: unknown field `sumary`"),
+        "{}",
+        ran.stderr
+    );
+}

@@ -255,7 +255,7 @@ impl Catalog {
         projects: &Arc<Projects>,
     ) -> Result<Vec<String>, CatalogError> {
         let (path, yaml) = (path.to_string(), yaml.to_string());
-        let plugins = registry.clone();
+        let (plugins, applied) = (registry.clone(), projects.clone());
         let (registry, projects) = (registry.clone(), projects.clone());
         // Seconds of CPU for a large draft: off the async workers. A draft that does not parse
         // is answered without reading the catalog.
@@ -277,7 +277,7 @@ impl Catalog {
             Err(parse_errors) => return Ok(parse_errors),
         };
         found.extend(
-            crate::with_blocks::check_with_blocks(&workflow, &plugins)
+            crate::with_blocks::check_with_blocks(&workflow, &plugins, &applied)
                 .await
                 .iter()
                 .map(ToString::to_string),

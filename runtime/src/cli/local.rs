@@ -396,7 +396,7 @@ async fn load_workflow(
         ExitCode::from(EXIT_INVALID)
     })?;
     let mut errors = crate::validate::check_references(&workflow, registry, projects);
-    errors.extend(crate::with_blocks::check_with_blocks(&workflow, registry).await);
+    errors.extend(crate::with_blocks::check_with_blocks(&workflow, registry, projects).await);
     if !errors.is_empty() {
         for e in &errors {
             eprintln!("{e}");
