@@ -226,38 +226,40 @@ impl SledStore {
             &self.by_parent,
             &self.by_workflow_status,
         ];
-        let outcome = trees[..].transaction(|t| {
-            let [runs, specs, steps, indexes @ ..] = &t[..] else {
-                let trees = StoreError::Backend("a run write needs eight trees".into());
-                return Err(ConflictableTransactionError::Abort(trees));
-            };
-            let old = match runs.insert(run.id.as_bytes(), header.as_slice())? {
-                Some(old) => Some(
-                    decode::<Run>("run", &run.id, &old)
-                        .map_err(ConflictableTransactionError::Abort)?,
-                ),
-                None => None,
-            };
-            replaced.set(old.as_ref().map(|r| r.status));
-            let old_entries = old.as_ref().map(index_entries).unwrap_or_default();
-            for (index, key) in &old_entries {
-                if !new_entries.contains(&(*index, key.clone())) {
-                    indexes[*index].remove(key.as_slice())?;
+        let outcome = self.commit.write(|| {
+            trees[..].transaction(|t| {
+                let [runs, specs, steps, indexes @ ..] = &t[..] else {
+                    let trees = StoreError::Backend("a run write needs eight trees".into());
+                    return Err(ConflictableTransactionError::Abort(trees));
+                };
+                let old = match runs.insert(run.id.as_bytes(), header.as_slice())? {
+                    Some(old) => Some(
+                        decode::<Run>("run", &run.id, &old)
+                            .map_err(ConflictableTransactionError::Abort)?,
+                    ),
+                    None => None,
+                };
+                replaced.set(old.as_ref().map(|r| r.status));
+                let old_entries = old.as_ref().map(index_entries).unwrap_or_default();
+                for (index, key) in &old_entries {
+                    if !new_entries.contains(&(*index, key.clone())) {
+                        indexes[*index].remove(key.as_slice())?;
+                    }
                 }
-            }
-            let empty: &[u8] = &[];
-            for (index, key) in &new_entries {
-                if !old_entries.contains(&(*index, key.clone())) {
-                    indexes[*index].insert(key.as_slice(), empty)?;
+                let empty: &[u8] = &[];
+                for (index, key) in &new_entries {
+                    if !old_entries.contains(&(*index, key.clone())) {
+                        indexes[*index].insert(key.as_slice(), empty)?;
+                    }
                 }
-            }
-            if let Some(spec) = &spec {
-                specs.insert(run.id.as_bytes(), spec.as_slice())?;
-            }
-            for (key, record) in &records {
-                steps.insert(key.as_bytes(), record.as_slice())?;
-            }
-            Ok(())
+                if let Some(spec) = &spec {
+                    specs.insert(run.id.as_bytes(), spec.as_slice())?;
+                }
+                for (key, record) in &records {
+                    steps.insert(key.as_bytes(), record.as_slice())?;
+                }
+                Ok(())
+            })
         });
         outcome.map_err(|e| match e {
             TransactionError::Abort(e) => e,
@@ -273,8 +275,9 @@ impl SledStore {
     fn write_steps(&self, run_id: &str, steps: &[&StepRun]) -> Result<(), StoreError> {
         if let [step] = steps {
             let key = format!("{run_id}/{}", step.path);
-            self.steps
-                .insert(key.as_bytes(), encode(&step.shallow())?)?;
+            let record = encode(&step.shallow())?;
+            self.commit
+                .write(|| self.steps.insert(key.as_bytes(), record))?;
             return Ok(());
         }
         let mut batch = ::sled::Batch::default();
@@ -282,7 +285,7 @@ impl SledStore {
             let key = format!("{run_id}/{}", step.path);
             batch.insert(key.as_bytes(), encode(&step.shallow())?);
         }
-        self.steps.apply_batch(batch)?;
+        self.commit.write(|| self.steps.apply_batch(batch))?;
         Ok(())
     }
 
@@ -385,6 +388,84 @@ impl RunStore for SledStore {
     }
 
     async fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
+        self.commit
+            .read_durable(&self.db, || self.read_run(id))
+            .await
+    }
+
+    async fn spec(&self, id: &str) -> Result<Option<RunSpec>, StoreError> {
+        match self.specs.get(id.as_bytes())? {
+            Some(bytes) => Ok(Some(decode("run spec", id, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list(&self, query: &RunQuery) -> Result<RunPage, StoreError> {
+        self.commit
+            .read_durable(&self.db, || self.read_page(query))
+            .await
+    }
+    async fn keep_snapshot(&self, sha256: &str, json: &[u8]) -> Result<(), StoreError> {
+        if self.snapshots.contains_key(sha256.as_bytes())? {
+            return Ok(());
+        }
+        self.snapshots.insert(sha256.as_bytes(), json)?;
+        self.commit().await
+    }
+
+    async fn snapshot(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.snapshots.get(sha256.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    async fn count_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError> {
+        let counts = self.status_counts.get(|| self.count_statuses());
+        Ok(RunStatus::ALL.into_iter().zip(counts).collect())
+    }
+
+    async fn logs(
+        &self,
+        run_id: &str,
+        step: Option<&str>,
+    ) -> Result<Vec<(String, LogLine)>, StoreError> {
+        let prefix = match step {
+            Some(p) => format!("{run_id}/{p}"),
+            None => format!("{run_id}/"),
+        };
+        let mut lines = Vec::new();
+        for entry in self.logs.scan_prefix(prefix.as_bytes()) {
+            let (key, value) = entry?;
+            let rest = &key[run_id.len() + 1..];
+            let Some((path, seq)) = rest.split_at_checked(rest.len().saturating_sub(8)) else {
+                continue;
+            };
+            let Ok(seq) = <[u8; 8]>::try_from(seq) else {
+                continue;
+            };
+            let path = String::from_utf8_lossy(path)
+                .trim_end_matches('/')
+                .to_string();
+            if step.is_some_and(|s| !within_step(&path, s)) {
+                continue;
+            }
+            // A chunk of lines, or one line as stores before chunks kept them.
+            let chunk: Vec<LogLine> = match decode::<Vec<LogLine>>("log lines", &path, &value) {
+                Ok(chunk) => chunk,
+                Err(_) => vec![decode("log line", &path, &value)?],
+            };
+            lines.push((u64::from_be_bytes(seq), path, chunk));
+        }
+        // Sequence numbers are global, so this is the order chunks were written in.
+        lines.sort_by_key(|(seq, ..)| *seq);
+        Ok(lines
+            .into_iter()
+            .flat_map(|(_, path, chunk)| chunk.into_iter().map(move |l| (path.clone(), l)))
+            .collect())
+    }
+}
+
+/// Reads of run state, made durable by their callers (`read_durable`) before they answer.
+impl SledStore {
+    fn read_run(&self, id: &str) -> Result<Option<Run>, StoreError> {
         let Some(header) = self.runs.get(id.as_bytes())? else {
             return Ok(None);
         };
@@ -402,14 +483,7 @@ impl RunStore for SledStore {
         Ok(Some(run))
     }
 
-    async fn spec(&self, id: &str) -> Result<Option<RunSpec>, StoreError> {
-        match self.specs.get(id.as_bytes())? {
-            Some(bytes) => Ok(Some(decode("run spec", id, &bytes)?)),
-            None => Ok(None),
-        }
-    }
-
-    async fn list(&self, query: &RunQuery) -> Result<RunPage, StoreError> {
+    fn read_page(&self, query: &RunQuery) -> Result<RunPage, StoreError> {
         let limit = query.page_size();
         let before = query
             .cursor
@@ -474,62 +548,5 @@ impl RunStore for SledStore {
             page.runs.push(run);
         }
         Ok(page)
-    }
-
-    async fn keep_snapshot(&self, sha256: &str, json: &[u8]) -> Result<(), StoreError> {
-        if self.snapshots.contains_key(sha256.as_bytes())? {
-            return Ok(());
-        }
-        self.snapshots.insert(sha256.as_bytes(), json)?;
-        self.commit().await
-    }
-
-    async fn snapshot(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.snapshots.get(sha256.as_bytes())?.map(|v| v.to_vec()))
-    }
-
-    async fn count_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError> {
-        let counts = self.status_counts.get(|| self.count_statuses());
-        Ok(RunStatus::ALL.into_iter().zip(counts).collect())
-    }
-
-    async fn logs(
-        &self,
-        run_id: &str,
-        step: Option<&str>,
-    ) -> Result<Vec<(String, LogLine)>, StoreError> {
-        let prefix = match step {
-            Some(p) => format!("{run_id}/{p}"),
-            None => format!("{run_id}/"),
-        };
-        let mut lines = Vec::new();
-        for entry in self.logs.scan_prefix(prefix.as_bytes()) {
-            let (key, value) = entry?;
-            let rest = &key[run_id.len() + 1..];
-            let Some((path, seq)) = rest.split_at_checked(rest.len().saturating_sub(8)) else {
-                continue;
-            };
-            let Ok(seq) = <[u8; 8]>::try_from(seq) else {
-                continue;
-            };
-            let path = String::from_utf8_lossy(path)
-                .trim_end_matches('/')
-                .to_string();
-            if step.is_some_and(|s| !within_step(&path, s)) {
-                continue;
-            }
-            // A chunk of lines, or one line as stores before chunks kept them.
-            let chunk: Vec<LogLine> = match decode::<Vec<LogLine>>("log lines", &path, &value) {
-                Ok(chunk) => chunk,
-                Err(_) => vec![decode("log line", &path, &value)?],
-            };
-            lines.push((u64::from_be_bytes(seq), path, chunk));
-        }
-        // Sequence numbers are global, so this is the order chunks were written in.
-        lines.sort_by_key(|(seq, ..)| *seq);
-        Ok(lines
-            .into_iter()
-            .flat_map(|(_, path, chunk)| chunk.into_iter().map(move |l| (path.clone(), l)))
-            .collect())
     }
 }
