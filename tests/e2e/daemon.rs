@@ -1413,8 +1413,8 @@ fn a_reader_too_slow_for_the_events_is_told_and_made_whole_with_a_snapshot() {
     );
     let last = text
         .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("data: "))
         .unwrap();
     let last: Value = serde_json::from_str(last).unwrap();
     assert_eq!(
