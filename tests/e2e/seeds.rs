@@ -81,3 +81,50 @@ fn production_deploy_plans_waits_for_an_approval_bound_to_the_plan_applies_tests
     }
     assert!(!shown.contains("secret0token0value"), "{shown}");
 }
+
+#[test]
+fn scheduled_backup_dumps_uploads_what_it_dumped_and_cleans_up() {
+    let sb = Sandbox::new();
+    let storage = Server::start(|_, _| ("201 Created", String::new(), String::new()));
+    let config = sb.write(
+        "wasmops.toml",
+        "[plugins.http]\nhttp = [\"http://127.0.0.1:*\"]\nallow_private_http = true\n",
+    );
+    let example = repo().join("examples/scheduled-backup/scheduled-backup.yaml");
+    let ran = sb.wasmops(&[
+        "run",
+        example.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        &format!("storage_url={}", storage.url("/orders")),
+        "--output",
+        "json",
+    ]);
+    let run = ran.json();
+    assert_eq!(ran.code, 0, "{run:#}");
+    assert!(
+        step(&run, "1")["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("dumped orders (")
+    );
+    assert_eq!(step(&run, "2")["summary"], "HTTP 201 Created");
+    assert!(
+        step(&run, "3")["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("removed the local dump")
+    );
+
+    let seen = storage.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let id = run["id"].as_str().unwrap();
+    assert_eq!(seen[0].method, "PUT");
+    assert_eq!(seen[0].path, format!("/orders/{id}.sql"));
+    assert!(
+        seen[0].body.contains("CREATE TABLE orders"),
+        "{:?}",
+        seen[0].body
+    );
+}
