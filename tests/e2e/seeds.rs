@@ -128,3 +128,50 @@ fn scheduled_backup_dumps_uploads_what_it_dumped_and_cleans_up() {
         seen[0].body
     );
 }
+
+#[test]
+fn environment_promotion_applies_each_workspace_and_waits_before_prod() {
+    let sb = Sandbox::new();
+    let d = Daemon::start_with_path(sb.dir.path(), "", &repo().join("tests/terraform"));
+    let example = repo().join("examples/environment-promotion");
+    let applied = d.cli(&["apply", example.to_str().unwrap()]);
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let (status, body) = d.post(
+        JANE,
+        "/api/v1/projects/promo/workflows/promote/publish",
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body:#}");
+
+    let id = start(&d, "/projects/promo/workflows/promote", json!({}));
+    let waiting = d.wait_status(&id, "waiting");
+    assert_eq!(
+        step(&waiting, "1")["summary"],
+        "1 added, 0 changed, 0 destroyed"
+    );
+    assert_eq!(
+        step(&waiting, "2")["summary"],
+        "2 added, 0 changed, 0 destroyed"
+    );
+    assert_eq!(
+        step(&waiting, "3")["summary"],
+        "3 to add, 0 to change, 0 to destroy"
+    );
+    assert_eq!(step(&waiting, "4")["wait"]["approves"]["step"], "plan_prod");
+
+    let (status, body) = d.post(
+        JANE,
+        &format!("/api/v1/runs/{id}/steps/4/approve"),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body:#}");
+    let done = d.wait_status(&id, "succeeded");
+    assert_eq!(
+        step(&done, "5")["summary"],
+        "3 added, 0 changed, 0 destroyed"
+    );
+    assert_eq!(
+        step(&done, "5")["outputs"]["instances"],
+        json!(["web-0", "web-1", "web-2"])
+    );
+}
