@@ -249,3 +249,26 @@ fn describe_shows_the_with_schema_and_outputs() {
         missing.stderr
     );
 }
+
+#[test]
+fn the_daemon_describes_a_step_plugin_to_any_viewer() {
+    let (_sb, d) = crate::daemon::daemon_with_hello_world();
+    let (status, info) = d.call(
+        Some(crate::daemon_support::VIC),
+        "GET",
+        "/api/v1/plugins/terraform/describe",
+        None,
+    );
+    assert_eq!(status, 200, "{info:#}");
+    assert_eq!(info["config_schema"]["required"], json!(["action"]));
+    assert!(
+        info["outputs"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("plan_sha256"))
+    );
+    let (status, missing) = d.call(Some(JANE), "GET", "/api/v1/plugins/nope/describe", None);
+    assert_eq!(status, 404, "{missing:#}");
+    let (status, _) = d.call(None, "GET", "/api/v1/plugins/http/describe", None);
+    assert_eq!(status, 401);
+}

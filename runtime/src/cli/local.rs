@@ -248,37 +248,25 @@ fn find_plugin(registry: &Registry, name: &str) -> Result<Arc<wasmops_sandbox::P
 
 pub async fn plugins_describe(name: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
     let registry = local_registry(local, None)?;
-    let plugin = find_plugin(&registry, name)?;
-    if plugin.kind() != wasmops_sandbox::PluginKind::Step {
-        bail!(
-            "`{name}` is a {} plugin; only step plugins describe a `with:` block",
-            plugin.kind()
-        );
-    }
-    let env = wasmops_sandbox::CallEnv {
-        log: wasmops_sandbox::CallLog::new(registry.sandbox().secrets().redactor().clone()),
-        ..wasmops_sandbox::CallEnv::default()
-    };
-    let info = registry
-        .sandbox()
-        .step_describe(&plugin, env)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let schema: Value = serde_json::from_str(&info.config_schema).unwrap_or(Value::Null);
+    let info = registry.describe(name).await?;
     match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "name": name,
-                "description": info.description,
-                "config_schema": schema,
-                "outputs": info.outputs,
-            }))?
-        ),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&info)?),
         Output::Text => {
-            println!("{name}: {}", info.description);
-            println!("outputs: {}", info.outputs.join(", "));
-            println!("with: {}", serde_json::to_string_pretty(&schema)?);
+            println!(
+                "{name}: {}",
+                info["description"].as_str().unwrap_or_default()
+            );
+            let outputs: Vec<&str> = info["outputs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            println!("outputs: {}", outputs.join(", "));
+            println!(
+                "with: {}",
+                serde_json::to_string_pretty(&info["config_schema"])?
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

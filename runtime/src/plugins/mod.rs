@@ -3,4 +3,4 @@
 
 pub mod registry;
 
-pub use registry::{Origin, Registry};
+pub use registry::{DescribeError, Origin, Registry};

@@ -6,6 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use wasmops_sandbox::{Manifest, Plugin, PluginKind, Provenance, Sandbox};
 
+/// Why a plugin could not describe itself.
+#[derive(Debug, thiserror::Error)]
+pub enum DescribeError {
+    /// No such step plugin.
+    #[error("{0}")]
+    NotFound(String),
+    /// Its `describe` call failed (a trap, a timeout).
+    #[error("{0}")]
+    Failed(String),
+}
+
 include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 
 /// Where a plugin came from.
@@ -166,6 +177,41 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
         self.read().get(name).map(|e| e.plugin.clone())
+    }
+
+    /// What step plugin `name` says about itself: `{name, description, config_schema,
+    /// outputs}`.
+    pub async fn describe(&self, name: &str) -> Result<serde_json::Value, DescribeError> {
+        let plugin = self.get(name).ok_or_else(|| {
+            let known: Vec<String> = self.all().iter().map(|p| p.name().to_string()).collect();
+            DescribeError::NotFound(format!(
+                "no plugin `{name}`; installed: {}",
+                known.join(", ")
+            ))
+        })?;
+        if plugin.kind() != PluginKind::Step {
+            return Err(DescribeError::NotFound(format!(
+                "`{name}` is a {} plugin; only step plugins describe a `with:` block",
+                plugin.kind()
+            )));
+        }
+        let env = wasmops_sandbox::CallEnv {
+            log: wasmops_sandbox::CallLog::new(self.sandbox.secrets().redactor().clone()),
+            ..wasmops_sandbox::CallEnv::default()
+        };
+        let info = self
+            .sandbox
+            .step_describe(&plugin, env)
+            .await
+            .map_err(|e| DescribeError::Failed(e.to_string()))?;
+        let schema: serde_json::Value =
+            serde_json::from_str(&info.config_schema).unwrap_or(serde_json::Value::Null);
+        Ok(serde_json::json!({
+            "name": name,
+            "description": info.description,
+            "config_schema": schema,
+            "outputs": info.outputs,
+        }))
     }
 
     pub fn origin(&self, name: &str) -> Option<Origin> {

@@ -173,6 +173,7 @@ fn routes() -> Routes {
         )
         .get("/api/v1/plugins", Viewer, plugins::list)
         .post("/api/v1/plugins", Admin, plugins::install)
+        .get("/api/v1/plugins/{name}/describe", Viewer, plugins::describe)
 }
 
 /// Every route the API serves, with who may call it, as the router has them; the OpenAPI test

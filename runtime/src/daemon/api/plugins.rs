@@ -2,7 +2,7 @@
 //! running daemon.
 
 use super::AppState;
-use super::errors::{ApiError, ApiResult, Body};
+use super::errors::{ApiError, ApiResult, Body, PathParams};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,6 +19,23 @@ pub async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
         .map(|p| p.summary())
         .collect();
     Ok(Json(Value::Array(list)))
+}
+
+/// A step plugin's `with:` schema and outputs, for editors that complete `with:` keys.
+pub async fn describe(
+    State(st): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> ApiResult<Json<Value>> {
+    use crate::plugins::DescribeError;
+    match st.engine.registry.describe(&name).await {
+        Ok(info) => Ok(Json(info)),
+        Err(DescribeError::NotFound(detail)) => Err(ApiError::not_found(detail)),
+        Err(DescribeError::Failed(detail)) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "plugin failed",
+            detail,
+        )),
+    }
 }
 
 #[derive(Deserialize)]
