@@ -10,6 +10,9 @@ use std::fmt;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Error {
     message: String,
+    /// The sandbox refused what was asked (a host, a program not granted): trying again will
+    /// not help.
+    denied: bool,
 }
 
 impl Error {
@@ -17,7 +20,21 @@ impl Error {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            denied: false,
         }
+    }
+
+    /// The sandbox refused the request; see [`Error::is_denial`].
+    pub fn denial(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            denied: true,
+        }
+    }
+
+    /// Whether the sandbox refused the request, so a retry would meet the same refusal.
+    pub fn is_denial(&self) -> bool {
+        self.denied
     }
 
     /// Wraps any standard error, keeping its `Display` text and that of its sources.
@@ -29,13 +46,17 @@ impl Error {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        Self { message }
+        Self {
+            message,
+            denied: false,
+        }
     }
 
     /// Prepends `context: ` to the message, e.g. `reading plan.json: No such file or directory`.
     pub fn context(self, context: impl fmt::Display) -> Self {
         Self {
             message: format!("{context}: {}", self.message),
+            ..self
         }
     }
 
@@ -144,6 +165,14 @@ macro_rules! bail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_denial_stays_one_through_added_context() {
+        let e = Error::denial("http: GET http://x was denied").context("health check");
+        assert!(e.is_denial());
+        assert_eq!(e.message(), "health check: http: GET http://x was denied");
+        assert!(!Error::new("timed out").context("health check").is_denial());
+    }
 
     #[test]
     fn context_prepends() {

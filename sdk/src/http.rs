@@ -252,7 +252,7 @@ mod wasi_client {
 
     fn describe(req: &Request, e: ErrorCode) -> Error {
         match e {
-            ErrorCode::HttpRequestDenied => Error::new(format!(
+            ErrorCode::HttpRequestDenied => Error::denial(format!(
                 "http: {} {} was denied by the sandbox (is it in the plugin's `http` grant?)",
                 req.method, req.url
             )),

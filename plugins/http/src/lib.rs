@@ -204,7 +204,7 @@ impl Step for Http {
                 Ok(response) if attempt > config.retries => break response,
                 Ok(response) => status_line(response.status),
                 // The sandbox's refusal is not going to change on a second try.
-                Err(e) if e.to_string().contains("denied by the sandbox") => return Err(e),
+                Err(e) if e.is_denial() => return Err(e),
                 Err(e) if attempt > config.retries => return Err(e),
                 Err(e) => e.to_string(),
             };

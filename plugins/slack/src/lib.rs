@@ -135,7 +135,7 @@ impl Step for Slack {
                 Ok(response) if response.status >= 500 => backoff,
                 Ok(response) => return Err(refused(&response)),
                 // The host's message names the URL; this one must not.
-                Err(e) if e.to_string().contains("denied by the sandbox") => {
+                Err(e) if e.is_denial() => {
                     return Err(Error::new(
                         "the webhook's host is not granted to the slack plugin \
                          ([plugins.slack] http)",
