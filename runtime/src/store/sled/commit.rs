@@ -17,8 +17,8 @@ pub(super) struct GroupCommit {
     turn: tokio::sync::Mutex<()>,
     requested: AtomicU64,
     completed: AtomicU64,
-    /// Held shared while a write goes into sled; exclusively while a flush counts the writes
-    /// it covers and while a durable read reads, so neither meets a write half made.
+    /// Held shared while a write goes into sled; exclusively ([`GroupCommit::exclusive`]) by
+    /// what must not meet a write half made: a flush counting what it covers, a durable read.
     writing: RwLock<()>,
     /// Writes made so far, and how many of them the last flush made durable.
     written: AtomicU64,
@@ -34,16 +34,20 @@ impl GroupCommit {
         done
     }
 
+    /// Runs `work` while no write is in flight and none starts.
+    pub(super) fn exclusive<T>(&self, work: impl FnOnce() -> T) -> T {
+        let _all = self.writing.write().unwrap_or_else(PoisonError::into_inner);
+        work()
+    }
+
     /// Reads, then makes durable whatever of the read was not yet, before returning it.
     pub(super) async fn read_durable<T>(
         &self,
         db: &::sled::Db,
         read: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let (value, seen) = {
-            let _all = self.writing.write().unwrap_or_else(PoisonError::into_inner);
-            (read()?, self.written.load(Ordering::SeqCst))
-        };
+        let (value, seen) = self.exclusive(|| (read(), self.written.load(Ordering::SeqCst)));
+        let value = value?;
         if self.durable.load(Ordering::SeqCst) < seen {
             self.flush(db).await?;
         }
@@ -58,10 +62,7 @@ impl GroupCommit {
             return Ok(());
         }
         let covers = self.requested.load(Ordering::SeqCst);
-        let written = {
-            let _all = self.writing.write().unwrap_or_else(PoisonError::into_inner);
-            self.written.load(Ordering::SeqCst)
-        };
+        let written = self.exclusive(|| self.written.load(Ordering::SeqCst));
         let db = db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await

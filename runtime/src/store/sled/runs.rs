@@ -6,15 +6,15 @@
 //! indexes never disagree with the headers; listing still checks each header it reads.
 
 use super::SledStore;
+use super::commit::GroupCommit;
 use crate::records::{LogLine, Run, RunSpec, RunStatus, StepRun, assemble_tree};
 use crate::store::{RunKey, RunPage, RunQuery, RunStore, StoreError, decode, encode, within_step};
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use async_trait::async_trait;
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::iter::Peekable;
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Bumped when the index layout changes; `open` rebuilds indexes of an older store.
 const INDEX_VERSION: &[u8] = b"2";
@@ -37,17 +37,10 @@ fn status_prefix(status: RunStatus) -> Vec<u8> {
 /// index the first time they are asked for, then adjusted by every header write.
 #[derive(Default)]
 pub(super) struct StatusCounts {
-    /// Held shared by each header write from its transaction to its adjustment, and
-    /// exclusively by the first count, which so sees every write whole or not at all.
-    writes: RwLock<()>,
     counts: Mutex<Option<[u64; RunStatus::ALL.len()]>>,
 }
 
 impl StatusCounts {
-    fn writing(&self) -> RwLockReadGuard<'_, ()> {
-        self.writes.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn counts(&self) -> MutexGuard<'_, Option<[u64; RunStatus::ALL.len()]>> {
         self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -65,17 +58,17 @@ impl StatusCounts {
         }
     }
 
-    /// The counts, from `count` the first time.
+    /// The counts, from `count` the first time, made while `commit` holds writes off so that
+    /// it sees each write whole (with its adjustment) or not at all.
     fn get(
         &self,
+        commit: &GroupCommit,
         count: impl FnOnce() -> [u64; RunStatus::ALL.len()],
     ) -> [u64; RunStatus::ALL.len()] {
         if let Some(counts) = *self.counts() {
             return counts;
         }
-        let _no_writes = self.writes.write().unwrap_or_else(PoisonError::into_inner);
-        let mut counts = self.counts();
-        *counts.get_or_insert_with(count)
+        commit.exclusive(|| *self.counts().get_or_insert_with(count))
     }
 }
 
@@ -212,10 +205,6 @@ impl SledStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let new_entries = index_entries(run);
-        // The state the header had before, as the attempt that commits saw it (sled may run
-        // the transaction more than once).
-        let replaced: Cell<Option<RunStatus>> = Cell::new(None);
-        let _writing = self.status_counts.writing();
         let trees = [
             &self.runs,
             &self.specs,
@@ -226,8 +215,11 @@ impl SledStore {
             &self.by_parent,
             &self.by_workflow_status,
         ];
-        let outcome = self.commit.write(|| {
-            trees[..].transaction(|t| {
+        // The counts move inside the write, so a first count (which holds writes off) sees
+        // each write with its adjustment or neither.
+        self.commit.write(|| {
+            // Yields the state the header had before, as the attempt that commits saw it.
+            let outcome = trees[..].transaction(|t| {
                 let [runs, specs, steps, indexes @ ..] = &t[..] else {
                     let trees = StoreError::Backend("a run write needs eight trees".into());
                     return Err(ConflictableTransactionError::Abort(trees));
@@ -239,7 +231,6 @@ impl SledStore {
                     ),
                     None => None,
                 };
-                replaced.set(old.as_ref().map(|r| r.status));
                 let old_entries = old.as_ref().map(index_entries).unwrap_or_default();
                 for (index, key) in &old_entries {
                     if !new_entries.contains(&(*index, key.clone())) {
@@ -258,15 +249,15 @@ impl SledStore {
                 for (key, record) in &records {
                     steps.insert(key.as_bytes(), record.as_slice())?;
                 }
-                Ok(())
-            })
-        });
-        outcome.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => e.into(),
-        })?;
-        self.status_counts.moved(replaced.get(), run.status);
-        Ok(())
+                Ok(old.map(|r| r.status))
+            });
+            let replaced = outcome.map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => e.into(),
+            })?;
+            self.status_counts.moved(replaced, run.status);
+            Ok(())
+        })
     }
 
     /// Step records without a header: one (the common state change) as a plain insert, several
@@ -418,7 +409,9 @@ impl RunStore for SledStore {
     }
 
     async fn count_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError> {
-        let counts = self.status_counts.get(|| self.count_statuses());
+        let counts = self
+            .status_counts
+            .get(&self.commit, || self.count_statuses());
         Ok(RunStatus::ALL.into_iter().zip(counts).collect())
     }
 
