@@ -13,7 +13,7 @@ use crate::workflow::{Step, StepKind, Workflow, template};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
-use wasmops_sandbox::{CallEnv, CallLog, PluginKind};
+use wasmops_sandbox::PluginKind;
 
 /// The most distinct blocks checked for one workflow: each check is a plugin call, and a
 /// workflow of thousands of steps repeats a few blocks.
@@ -67,12 +67,7 @@ pub async fn check_with_blocks(
             // Not installed, or not a step: the reference checks say so.
             continue;
         };
-        let env = CallEnv {
-            log: CallLog::new(registry.sandbox().secrets().redactor().clone()),
-            workspace: None,
-            sources: Vec::new(),
-            timeout: Some(VALIDATE_TIMEOUT),
-        };
+        let env = registry.detached_env(Some(VALIDATE_TIMEOUT));
         let config = if with.is_null() {
             "{}".to_string()
         } else {

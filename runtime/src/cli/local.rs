@@ -234,18 +234,6 @@ pub fn plugins_install(dir: &Path, local: &LocalOpts) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A plugin by name, or an error that lists the installed ones.
-fn find_plugin(registry: &Registry, name: &str) -> Result<Arc<wasmops_sandbox::Plugin>> {
-    registry.get(name).ok_or_else(|| {
-        let known: Vec<String> = registry
-            .all()
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
-        anyhow!("no plugin `{name}`; installed: {}", known.join(", "))
-    })
-}
-
 pub async fn plugins_describe(name: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
     let registry = local_registry(local, None)?;
     let info = registry.describe(name).await?;
@@ -274,7 +262,7 @@ pub async fn plugins_describe(name: &str, local: &LocalOpts, output: Output) -> 
 
 pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<ExitCode> {
     let registry = local_registry(local, None)?;
-    let plugin = find_plugin(&registry, name)?;
+    let plugin = registry.find(name).map_err(|e| anyhow!(e))?;
     let json = plugin_json(&registry, &plugin);
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&json)?),

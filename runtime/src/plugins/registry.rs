@@ -179,29 +179,38 @@ impl Registry {
         self.read().get(name).map(|e| e.plugin.clone())
     }
 
+    /// Plugin `name`, or a message that lists the installed ones.
+    pub fn find(&self, name: &str) -> Result<Arc<Plugin>, String> {
+        self.get(name).ok_or_else(|| {
+            let known: Vec<String> = self.all().iter().map(|p| p.name().to_string()).collect();
+            format!("no plugin `{name}`; installed: {}", known.join(", "))
+        })
+    }
+
+    /// An environment for a call outside any run (describe, validate): no workspace, and
+    /// a log that only redacts.
+    pub fn detached_env(&self, timeout: Option<std::time::Duration>) -> wasmops_sandbox::CallEnv {
+        wasmops_sandbox::CallEnv {
+            log: wasmops_sandbox::CallLog::new(self.sandbox.secrets().redactor().clone()),
+            workspace: None,
+            sources: Vec::new(),
+            timeout,
+        }
+    }
+
     /// What step plugin `name` says about itself: `{name, description, config_schema,
     /// outputs}`.
     pub async fn describe(&self, name: &str) -> Result<serde_json::Value, DescribeError> {
-        let plugin = self.get(name).ok_or_else(|| {
-            let known: Vec<String> = self.all().iter().map(|p| p.name().to_string()).collect();
-            DescribeError::NotFound(format!(
-                "no plugin `{name}`; installed: {}",
-                known.join(", ")
-            ))
-        })?;
+        let plugin = self.find(name).map_err(DescribeError::NotFound)?;
         if plugin.kind() != PluginKind::Step {
             return Err(DescribeError::NotFound(format!(
                 "`{name}` is a {} plugin; only step plugins describe a `with:` block",
                 plugin.kind()
             )));
         }
-        let env = wasmops_sandbox::CallEnv {
-            log: wasmops_sandbox::CallLog::new(self.sandbox.secrets().redactor().clone()),
-            ..wasmops_sandbox::CallEnv::default()
-        };
         let info = self
             .sandbox
-            .step_describe(&plugin, env)
+            .step_describe(&plugin, self.detached_env(None))
             .await
             .map_err(|e| DescribeError::Failed(e.to_string()))?;
         let schema: serde_json::Value =
