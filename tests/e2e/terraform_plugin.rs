@@ -161,3 +161,43 @@ fn a_missing_terraform_is_named_as_missing_not_as_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn an_apply_uses_only_its_own_workspaces_plan_and_only_once() {
+    let yaml = r#"steps:
+  - uses: terraform
+    with: { action: plan, dir: infra, workspace: prod, vars: { replicas: 3 } }
+  - uses: terraform
+    with: { action: apply, dir: infra, workspace: dev, vars: { replicas: 1 } }
+  - uses: terraform
+    with: { action: apply, dir: infra, workspace: prod }
+  - uses: terraform
+    with: { action: apply, dir: infra, workspace: prod, vars: { replicas: 2 } }
+"#;
+    for (which, path) in terraforms() {
+        let sb = Sandbox::new();
+        let (code, run) = run(&sb, yaml, MAIN_TF, &path);
+        assert_eq!(code, 0, "{which}: {run:#}");
+        assert_eq!(
+            step(&run, "1")["outputs"]["plan_file"],
+            "terraform/infra/wasmops.prod.tfplan"
+        );
+        // dev's apply plans for itself, not from prod's saved plan.
+        assert_eq!(
+            step(&run, "2")["summary"],
+            "1 added, 0 changed, 0 destroyed",
+            "{which}"
+        );
+        assert_eq!(
+            step(&run, "3")["summary"],
+            "3 added, 0 changed, 0 destroyed",
+            "{which}"
+        );
+        // The saved plan was used up: this apply plans afresh.
+        assert_eq!(
+            step(&run, "4")["summary"],
+            "0 added, 0 changed, 1 destroyed",
+            "{which}"
+        );
+    }
+}

@@ -14,8 +14,29 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use wasmops_sdk::prelude::*;
 
-/// The saved plan's name in the working copy.
+/// The saved plan's name in the working copy (for the default workspace; see [`plan_file`]).
 const PLAN_FILE: &str = "wasmops.tfplan";
+
+/// Where a `plan` of this workspace saves its plan: one file per workspace, so an `apply` in
+/// one workspace never picks up the plan of another.
+fn plan_file(config: &Config) -> String {
+    match config.workspace.as_deref().map(str::trim) {
+        None | Some("" | "default") => PLAN_FILE.to_string(),
+        Some(workspace) => {
+            let safe: String = workspace
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("wasmops.{safe}.tfplan")
+        }
+    }
+}
 /// Files copied from a configuration directory, at most.
 const MAX_FILES: usize = 10_000;
 
@@ -173,7 +194,10 @@ fn copy_tree(from: &Path, to: &Path, copied: &mut usize) -> Result<(), Error> {
         let entry = entry?;
         let name = entry.file_name();
         // Another machine's provider binaries and state are never the run's.
-        if name == ".terraform" || name == "terraform.tfstate" || name == PLAN_FILE {
+        let saved_plan = name
+            .to_str()
+            .is_some_and(|n| n.starts_with("wasmops.") && n.ends_with(".tfplan"));
+        if name == ".terraform" || name == "terraform.tfstate" || saved_plan {
             continue;
         }
         *copied += 1;
@@ -245,22 +269,23 @@ fn scalar(value: &Value) -> String {
 }
 
 fn plan(copy: &WorkingCopy, config: &Config) -> Result<Outcome, Error> {
+    let file = plan_file(config);
     let mut args = vec![
         "plan".to_string(),
         "-json".into(),
         "-input=false".into(),
-        format!("-out={PLAN_FILE}"),
+        format!("-out={file}"),
     ];
     args.extend(var_args(config));
     let output = terraform(copy, &args).run()?;
     ui::failure(&output)?;
     let counts = ui::plan_counts(&output.stdout);
-    let bytes = std::fs::read(copy.dir.join(PLAN_FILE)).context("reading the saved plan")?;
+    let bytes = std::fs::read(copy.dir.join(&file)).context("reading the saved plan")?;
     Ok(Outcome::summary(format!(
         "{} to add, {} to change, {} to destroy",
         counts.add, counts.change, counts.destroy
     ))
-    .with_output("plan_file", format!("{}/{PLAN_FILE}", copy.relative))
+    .with_output("plan_file", format!("{}/{file}", copy.relative))
     .with_output("plan_sha256", hex::encode(Sha256::digest(&bytes)))
     .with_output("to_add", counts.add)
     .with_output("to_change", counts.change)
@@ -269,14 +294,17 @@ fn plan(copy: &WorkingCopy, config: &Config) -> Result<Outcome, Error> {
 
 fn apply(ctx: &Context, copy: &WorkingCopy, config: &Config) -> Result<Outcome, Error> {
     let mut args = vec!["apply".to_string()];
+    // The last plan of this workspace, when none is named: applied once, then removed, so a
+    // later apply in the run plans afresh rather than replaying it.
+    let last_plan = copy.dir.join(plan_file(config));
     let saved = match &config.plan_file {
         Some(file) => Some((ctx.resolve_workspace_path(file), file.clone())),
-        None => {
-            let default = copy.dir.join(PLAN_FILE);
-            default
-                .exists()
-                .then(|| (default, format!("{}/{PLAN_FILE}", copy.relative)))
-        }
+        None => last_plan.exists().then(|| {
+            (
+                last_plan.clone(),
+                format!("{}/{}", copy.relative, plan_file(config)),
+            )
+        }),
     };
     match (&saved, &config.plan_sha256) {
         (Some((path, shown)), expected) => {
@@ -305,7 +333,11 @@ fn apply(ctx: &Context, copy: &WorkingCopy, config: &Config) -> Result<Outcome, 
             args.extend(var_args(config));
         }
     }
-    changed(copy, args)
+    let applied = changed(copy, args)?;
+    if config.plan_file.is_none() && last_plan.exists() {
+        std::fs::remove_file(&last_plan).context("removing the applied plan")?;
+    }
+    Ok(applied)
 }
 
 /// `apply` or `destroy` with `-json`: the summary from its change summary, every output as a
