@@ -1,6 +1,5 @@
 //! The workflow language: the step tree a YAML workflow describes, parsed and validated.
 
-mod bounded_filters;
 mod parse;
 pub mod template;
 

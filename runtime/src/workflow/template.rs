@@ -1,25 +1,15 @@
 //! Templates and expressions (`{{ properties.hostname }}`, `if: steps.plan.outputs.n | int > 0`),
 //! one Jinja dialect for both, with bounded execution and strict undefined variables.
 
-use super::bounded_filters::{self, MAX_STRING};
 use crate::diagnostics::did_you_mean;
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::Environment;
 use serde_json::Value;
 use std::sync::OnceLock;
-
-/// Enough for any sensible template; a runaway loop in a template stops here instead of spinning.
-const FUEL: u64 = 100_000;
+use wasmops_template::bounded_filters::MAX_STRING;
 
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_fuel(Some(FUEL));
-        env.set_recursion_limit(64);
-        bounded_filters::register(&mut env);
-        env
-    })
+    ENV.get_or_init(wasmops_template::environment)
 }
 
 /// `{{ expr }}` → `expr`; anything else is returned unchanged.
