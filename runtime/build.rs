@@ -1,5 +1,6 @@
-//! Builds the built-in plugins (`plugins/*`) and the test plugins (`tests/plugins/*`) for
-//! wasm32-wasip2 and generates the table that embeds the built-ins in the binary.
+//! Builds the built-in plugins (`plugins/*`), the test plugins (`tests/plugins/*`) and the
+//! template renderer (`template/renderer`) for wasm32-wasip2, and generates the code that embeds
+//! the built-ins and the renderer in the binary.
 //!
 //! This mirrors how wasmtime builds its test programs: a nested `cargo build` for the wasm target
 //! into a target directory of its own, so the host build and the wasm build never share a lock.
@@ -19,8 +20,10 @@ fn main() {
         "plugins",
         "sdk",
         "wit",
+        "template",
         "tests/plugins",
         "runtime/templates",
+        "Cargo.toml",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
@@ -38,7 +41,11 @@ fn main() {
         &toolchain,
         &root,
         &wasm_target_dir,
-        builtins.iter().chain(&test_plugins),
+        builtins
+            .iter()
+            .chain(&test_plugins)
+            .map(|krate| krate.package.as_str())
+            .chain([RENDERER_PACKAGE]),
     );
 
     let wasm_dir = wasm_target_dir.join("wasm32-wasip2/release");
@@ -56,6 +63,14 @@ fn main() {
     }
     table.push_str("];\n");
     fs::write(out_dir.join("builtin_plugins.rs"), table).unwrap();
+    fs::write(
+        out_dir.join("template_renderer.rs"),
+        format!(
+            "/// The template renderer component.\nstatic TEMPLATE_RENDERER: &[u8] = include_bytes!({:?});\n",
+            wasm_dir.join(format!("{}.wasm", RENDERER_PACKAGE.replace('-', "_")))
+        ),
+    )
+    .unwrap();
 
     embed_scaffold_files(&root, &out_dir);
 
@@ -126,6 +141,9 @@ fn wasm_target_dir(root: &Path, out_dir: &Path) -> PathBuf {
 }
 
 const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// The component templates are evaluated in (see `wasmops_sandbox::TemplateRenderer`).
+const RENDERER_PACKAGE: &str = "wasmops-template-renderer";
 
 /// The toolchain the plugins are built with. Under rustup, the one `rust-toolchain.toml` pins,
 /// whichever builds the host (`cargo +nightly fuzz` included): the plugins do not change with
@@ -229,7 +247,7 @@ fn build_wasm<'a>(
     toolchain: &WasmToolchain,
     root: &Path,
     target_dir: &Path,
-    crates: impl Iterator<Item = &'a PluginCrate>,
+    packages: impl Iterator<Item = &'a str>,
 ) {
     let mut cmd = toolchain.command("cargo");
     cmd.current_dir(root)
@@ -241,13 +259,8 @@ fn build_wasm<'a>(
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_MAKEFLAGS");
-    let mut any = false;
-    for krate in crates {
-        cmd.arg("-p").arg(&krate.package);
-        any = true;
-    }
-    if !any {
-        return;
+    for package in packages {
+        cmd.arg("-p").arg(package);
     }
     let status = cmd.status().expect("run cargo for the wasm plugins");
     assert!(status.success(), "building the wasm plugins failed");

@@ -71,12 +71,15 @@ impl Config {
 
     /// The sandbox this config describes: its plugin grants and settings, with `secrets` (the
     /// resolved `[secrets]`, or none for commands that run nothing) and compiled components
-    /// cached in `cache_dir`.
+    /// (the template renderer's too) cached in `cache_dir`.
     pub fn sandbox(
         &self,
         cache_dir: Option<PathBuf>,
         secrets: Secrets,
     ) -> Result<Arc<Sandbox>, String> {
+        if let Some(dir) = &cache_dir {
+            crate::workflow::template::cache_renderer_in(dir.clone());
+        }
         Sandbox::new(SandboxOptions {
             cache_dir,
             operator: self.plugins.clone(),

@@ -71,6 +71,7 @@ impl Sandbox {
             table: ResourceTable::new(),
             memory: MemoryLimit {
                 bytes: limits.memory,
+                reached: 0,
             },
             caps,
         };

@@ -27,6 +27,8 @@ impl WasiView for CallState {
 /// The per-memory limit, as a typed trap when it is exceeded.
 pub(crate) struct MemoryLimit {
     pub(crate) bytes: u64,
+    /// The largest any memory was allowed to grow to.
+    pub(crate) reached: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +56,11 @@ impl ResourceLimiter for MemoryLimit {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if u64::try_from(desired).unwrap_or(u64::MAX) > self.bytes {
+        let desired = u64::try_from(desired).unwrap_or(u64::MAX);
+        if desired > self.bytes {
             return Err(MemoryLimitExceeded.into());
         }
+        self.reached = self.reached.max(desired);
         Ok(true)
     }
 

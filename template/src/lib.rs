@@ -18,3 +18,14 @@ pub fn environment() -> Environment<'static> {
     bounded_filters::register(&mut env);
     env
 }
+
+/// An error as one line: minijinja's message, with its detail when the message lacks it.
+pub fn describe(e: &minijinja::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(detail) = e.detail()
+        && !msg.contains(detail)
+    {
+        msg = format!("{msg}: {detail}");
+    }
+    msg
+}

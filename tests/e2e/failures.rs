@@ -167,6 +167,22 @@ fn an_unknown_template_variable_names_the_step_and_the_key() {
 }
 
 #[test]
+fn a_template_that_grows_without_bound_fails_its_step_by_itself() {
+    let sb = Sandbox::new();
+    let (code, run) = sb.run_json(
+        "steps:\n  - name: grows\n    uses: script\n    with:\n      run: \"echo {% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}\"\n    continue_on_error: true\n  - name: after\n    uses: script\n    with: { run: \"echo {{ 6 * 7 }}\" }\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{run:#}");
+    let error = step(&run, "1")["error"].as_str().unwrap();
+    assert_eq!(
+        error,
+        "template error in `with.run`: the template needs more than 64 MiB of memory"
+    );
+    assert_eq!(step(&run, "2")["status"], "succeeded", "{run:#}");
+}
+
+#[test]
 fn bad_input_is_refused_before_anything_runs() {
     let sb = Sandbox::new();
     let file = sb.write("w.yaml", "steps:\n  - name: deploy\n    uses: terraformm\n");

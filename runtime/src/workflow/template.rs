@@ -1,10 +1,15 @@
 //! Templates and expressions (`{{ properties.hostname }}`, `if: steps.plan.outputs.n | int > 0`),
 //! one Jinja dialect for both, with bounded execution and strict undefined variables.
+//!
+//! The host parses templates (syntax, the variables they read); the renderer component
+//! evaluates them, in an instance capped in memory and fuel (`wasmops_sandbox::TemplateRenderer`).
 
 use crate::diagnostics::did_you_mean;
 use minijinja::Environment;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::sync::OnceLock;
+use wasmops_sandbox::{RenderError, RenderSession, TemplateRenderer};
 use wasmops_template::bounded_filters::MAX_STRING;
 
 fn env() -> &'static Environment<'static> {
@@ -69,22 +74,178 @@ pub fn is_template(text: &str) -> bool {
 }
 
 pub fn render(text: &str, ctx: &Value) -> Result<String, String> {
-    if !is_template(text) {
-        return Ok(text.to_string());
-    }
-    check_variables(text, false, ctx)?;
-    let rendered = contained(|| env().render_str(text, ctx).map_err(short))?;
-    if rendered.len() > MAX_STRING {
-        return Err(format!(
-            "the template renders to {} bytes, past the {MAX_STRING} a template may produce",
-            rendered.len()
-        ));
-    }
-    Ok(rendered)
+    render_value(&Value::String(text.to_string()), ctx).map(|rendered| match rendered {
+        Value::String(text) => text,
+        _ => unreachable!("a string renders to a string"),
+    })
 }
 
-/// Runs template code so that a panic inside the engine (a capacity overflow or a lexer state
-/// nobody foresaw) fails this template, not the process, and is not printed as a crash.
+/// Renders every string inside a JSON value (keys stay as written), all in one instance.
+pub fn render_value(value: &Value, ctx: &Value) -> Result<Value, String> {
+    let mut templates = Vec::new();
+    collect_templates(value, &mut templates);
+    if templates.is_empty() {
+        return Ok(value.clone());
+    }
+    let mut reads = Vec::new();
+    for text in templates {
+        let vars = variables(text, false);
+        check_reads(&vars, ctx)?;
+        reads.extend(vars);
+    }
+    Rendering::new(only_what_is_read(ctx, &reads)).value(value)
+}
+
+/// Evaluates an expression to a JSON value.
+pub fn evaluate(expr: &str, ctx: &Value) -> Result<Value, String> {
+    let reads = variables(expr, true);
+    check_reads(&reads, ctx)?;
+    let json = Rendering::new(only_what_is_read(ctx, &reads))
+        .in_session(|session| session.evaluate(expr))?;
+    serde_json::from_str(&json).map_err(|e| e.to_string())
+}
+
+fn collect_templates<'v>(value: &'v Value, out: &mut Vec<&'v str>) {
+    match value {
+        Value::String(text) if is_template(text) => out.push(text),
+        Value::Array(items) => items.iter().for_each(|v| collect_templates(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_templates(v, out)),
+        _ => {}
+    }
+}
+
+/// The part of `ctx` that `reads` (dotted paths, as [`variables`] finds them) reach: each path's
+/// value, at its place. The renderer gets only this: the outputs of forty earlier steps are not
+/// copied into it for a template that reads one property, and a secret the template does not
+/// name never enters it.
+fn only_what_is_read(ctx: &Value, reads: &[String]) -> Value {
+    let mut out = Value::Object(serde_json::Map::new());
+    for path in reads {
+        // The longest prefix of the path that `ctx` has: past it, the template reads into a
+        // scalar (`name.upper`) or something the check let through, which the engine judges.
+        let parts: Vec<&str> = path.split('.').collect();
+        let mut found = Vec::new();
+        let mut at = ctx;
+        for part in &parts {
+            match at.get(part) {
+                Some(next) => {
+                    found.push(*part);
+                    at = next;
+                }
+                None => break,
+            }
+        }
+        let Some((last, parents)) = found.split_last() else {
+            continue;
+        };
+        let mut into = &mut out;
+        for part in parents {
+            let Value::Object(map) = into else { break };
+            into = map
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        }
+        // A parent copied whole already holds this value.
+        if let Value::Object(map) = into {
+            map.insert(last.to_string(), at.clone());
+        }
+    }
+    out
+}
+
+include!(concat!(env!("OUT_DIR"), "/template_renderer.rs"));
+
+/// Where the renderer's compilation is cached, when the caller has a place for it.
+static RENDERER_CACHE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Caches the renderer's compilation in `dir` (the daemon's and the CLI's plugin cache), so a
+/// process compiles it once per build, not once per start. Takes effect before the first render.
+pub fn cache_renderer_in(dir: PathBuf) {
+    let _ = RENDERER_CACHE.set(dir);
+}
+
+fn renderer() -> Result<&'static TemplateRenderer, String> {
+    static RENDERER: OnceLock<Result<TemplateRenderer, String>> = OnceLock::new();
+    RENDERER
+        .get_or_init(|| {
+            TemplateRenderer::new(
+                TEMPLATE_RENDERER,
+                RENDERER_CACHE.get().map(PathBuf::as_path),
+            )
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Templates rendered against one set of variables, in one renderer instance made at the first
+/// template (text without `{{`/`{%` needs none). The caller has checked what they read.
+struct Rendering {
+    ctx: Value,
+    session: Option<RenderSession>,
+}
+
+impl Rendering {
+    fn new(ctx: Value) -> Self {
+        Rendering { ctx, session: None }
+    }
+
+    fn render(&mut self, text: &str) -> Result<String, String> {
+        if !is_template(text) {
+            return Ok(text.to_string());
+        }
+        let rendered = self.in_session(|session| session.render(text))?;
+        if rendered.len() > MAX_STRING {
+            return Err(format!(
+                "the template renders to {} bytes, past the {MAX_STRING} a template may produce",
+                rendered.len()
+            ));
+        }
+        Ok(rendered)
+    }
+
+    fn value(&mut self, value: &Value) -> Result<Value, String> {
+        Ok(match value {
+            Value::String(s) => Value::String(self.render(s)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.value(v))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.value(v)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// Runs `work` in this rendering's instance, taken on first use. An instance that trapped
+    /// cannot be entered again: the next template gets another.
+    fn in_session<T>(
+        &mut self,
+        work: impl FnOnce(&mut RenderSession) -> Result<T, RenderError>,
+    ) -> Result<T, String> {
+        let session = match &mut self.session {
+            Some(session) => session,
+            None => {
+                let variables = serde_json::to_string(&self.ctx).map_err(|e| e.to_string())?;
+                let session = renderer()?.session(&variables).map_err(|e| e.to_string())?;
+                self.session.insert(session)
+            }
+        };
+        let outcome = work(session);
+        if session.is_spent() {
+            self.session = None;
+        }
+        outcome.map_err(|e| e.to_string())
+    }
+}
+
+/// Runs the host's parsing of a template so that a panic inside the engine (a lexer state nobody
+/// foresaw) fails this template, not the process, and is not printed as a crash. Rendering does
+/// not need this: it runs in the renderer component, where a panic is a trap.
 fn contained<T>(work: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     thread_local! {
         static INSIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -113,35 +274,6 @@ fn contained<T>(work: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     })
 }
 
-/// Renders every string inside a JSON value (keys stay as written).
-pub fn render_value(value: &Value, ctx: &Value) -> Result<Value, String> {
-    Ok(match value {
-        Value::String(s) => Value::String(render(s, ctx)?),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| render_value(v, ctx))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), render_value(v, ctx)?)))
-                .collect::<Result<_, String>>()?,
-        ),
-        other => other.clone(),
-    })
-}
-
-/// Evaluates an expression to a JSON value.
-pub fn evaluate(expr: &str, ctx: &Value) -> Result<Value, String> {
-    check_variables(expr, true, ctx)?;
-    contained(|| {
-        let compiled = env().compile_expression(expr).map_err(short)?;
-        let value = compiled.eval(ctx).map_err(short)?;
-        serde_json::to_value(&value).map_err(|e| e.to_string())
-    })
-}
-
 /// Jinja truthiness, for `if:` and `when:`.
 pub fn is_truthy(value: &Value) -> bool {
     match value {
@@ -156,8 +288,8 @@ pub fn is_truthy(value: &Value) -> bool {
 
 /// Names the first variable the context lacks, with a suggestion, instead of minijinja's bare
 /// "undefined value".
-fn check_variables(text: &str, is_expression: bool, ctx: &Value) -> Result<(), String> {
-    for var in variables(text, is_expression) {
+fn check_reads(reads: &[String], ctx: &Value) -> Result<(), String> {
+    for var in reads {
         let first = var.split('.').next().unwrap_or_default();
         if first == "secrets" {
             // Only a plugin step's `with:` has `secrets`, holding what its plugin is granted.
@@ -215,13 +347,7 @@ fn check_variables(text: &str, is_expression: bool, ctx: &Value) -> Result<(), S
 }
 
 fn short(e: minijinja::Error) -> String {
-    let mut msg = e.to_string();
-    if let Some(detail) = e.detail()
-        && !msg.contains(detail)
-    {
-        msg = format!("{msg}: {detail}");
-    }
-    msg
+    wasmops_template::describe(&e)
 }
 
 #[cfg(test)]
@@ -266,6 +392,49 @@ mod tests {
     fn a_rendered_value_is_bounded() {
         let err = render("{{ 'x' * 2000000 }}", &json!({})).unwrap_err();
         assert!(err.contains("renders to 2000000 bytes"), "{err}");
+    }
+
+    #[test]
+    fn templates_that_grow_without_bound_stop_at_the_memory_cap() {
+        // Each of these reached gigabytes before: fuel counts instructions, and one `~`, `*` or
+        // `+` doubles a value.
+        const MEMORY: &str = "the template needs more than 64 MiB of memory";
+        let err = render(
+            "{% set ns = namespace(l=[1]) %}{% for i in range(60) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | length }}",
+            &json!({}),
+        )
+        .unwrap_err();
+        // Copying a list costs fuel per item: it may run out of either first.
+        assert!(err == MEMORY || err == "the template ran too long", "{err}");
+        for template in [
+            "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+            "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}",
+            "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s * 2 %}{% endfor %}{{ ns.s | length }}",
+            "{% set a = 'x' * 50000000 %}{% set b = a ~ a %}{{ (b ~ b) | length }}",
+            "{{ ('x' * 100000000) | length }}",
+        ] {
+            let err = render(template, &json!({})).expect_err(template);
+            assert_eq!(err, MEMORY, "{template}");
+        }
+        // Big intermediates within the cap are fine; only the rendered text is held to 1 MiB.
+        assert_eq!(
+            render("{{ ('x' * 10000000) | length }}", &json!({})).unwrap(),
+            "10000000"
+        );
+    }
+
+    #[test]
+    fn a_template_that_fails_leaves_the_next_one_in_the_same_value_working() {
+        let value = json!(["{{ ('x' * 100000000) | length }}", "{{ 1 + 1 }}"]);
+        let err = render_value(&value, &json!({})).unwrap_err();
+        assert!(err.contains("64 MiB"), "{err}");
+        let mut rendering = Rendering::new(json!({}));
+        assert!(
+            rendering
+                .render("{{ ('x' * 100000000) | length }}")
+                .is_err()
+        );
+        assert_eq!(rendering.render("{{ 1 + 1 }}").unwrap(), "2");
     }
 
     #[test]
