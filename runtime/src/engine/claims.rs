@@ -2,8 +2,9 @@
 //! (recovery after a restart, the parent step of a child run, a retry) waits for the driver
 //! instead of driving it a second time.
 //!
-//! Claims live in this process: one daemon owns its store. A store shared by several daemons
-//! would make the claim a lease in the store, behind the same two calls.
+//! The claim itself is taken through the store ([`crate::store::RunClaims`]), so a store
+//! shared by several daemons can make it a lease. This file adds what only this process can
+//! give: waiting for a driver of its own, and the cancel token of each drive.
 
 use super::Engine;
 use std::collections::HashMap;
@@ -28,12 +29,15 @@ pub struct Claim {
     pub cancel: CancellationToken,
 }
 
-/// Someone else drives the run; [`Busy::finished`] waits for them.
-pub struct Busy(watch::Receiver<bool>);
+/// Someone else drives the run; [`Busy::finished`] waits for them when they are in this
+/// process (`None`: the store says another holds it, who is not waited for here).
+pub struct Busy(Option<watch::Receiver<bool>>);
 
 impl Busy {
-    pub async fn finished(mut self) {
-        let _ = self.0.wait_for(|released| *released).await;
+    pub async fn finished(self) {
+        if let Some(mut released) = self.0 {
+            let _ = released.wait_for(|released| *released).await;
+        }
     }
 }
 
@@ -48,7 +52,10 @@ impl Engine {
     pub(super) fn claim(self: &Arc<Self>, run_id: &str) -> Result<Claim, Busy> {
         let mut held = self.live.claims.held.lock().unwrap();
         if let Some(released) = held.get(run_id) {
-            return Err(Busy(released.clone()));
+            return Err(Busy(Some(released.clone())));
+        }
+        if !self.runs.claims().try_claim(run_id) {
+            return Err(Busy(None));
         }
         let (tx, rx) = watch::channel(false);
         held.insert(run_id.to_string(), rx);
@@ -73,7 +80,10 @@ impl Drop for Claim {
         let live = &self.engine.live;
         // The token first, while the claim still stands: no other claim can have put one.
         live.cancels.lock().unwrap().remove(&self.run_id);
-        live.claims.held.lock().unwrap().remove(&self.run_id);
+        let mut held = live.claims.held.lock().unwrap();
+        self.engine.runs.claims().release(&self.run_id);
+        held.remove(&self.run_id);
+        drop(held);
         let _ = self.released.send(true);
     }
 }

@@ -304,7 +304,10 @@ async fn a_parked_run_survives_its_engine_and_resumes_in_the_next() {
         queued.id
     };
     // A new engine over the same store, as after a restart. (The first one's task stays parked
-    // on its own waiter, as a killed process would leave nothing: only the store carries over.)
+    // on its own waiter, as a killed process would leave nothing: only the store carries over.
+    // Its claim on the run is in the store, where a killed process's claims go with it: sled
+    // reopens with none.)
+    stores.runs.claims().release(&id);
     let second = harness_on(stores.clone());
     assert_eq!(second.engine.recover(false).await.unwrap(), 1);
     let (ops, input) = operator_continues();
@@ -451,6 +454,40 @@ async fn of_two_retries_at_once_one_drives_and_the_other_is_refused() {
     assert!(a.is_ok() || b.is_ok(), "{a:?} {b:?}");
 }
 
+#[tokio::test]
+async fn a_run_claimed_in_the_store_by_another_holder_is_not_driven_here() {
+    let h = harness();
+    let failed = h
+        .run("steps:\n  - uses: noop\n    with: { fail: no }\n")
+        .await;
+    assert_eq!(failed.status, RunStatus::Failed, "{failed:#?}");
+    // Another holder (a daemon sharing the store) has the run.
+    assert!(h.stores.runs.claims().try_claim(&failed.id));
+    let refused = h.engine.retry(&failed.id).await;
+    assert!(
+        matches!(refused, Err(EngineError::Conflict(_))),
+        "{refused:?}"
+    );
+    h.engine.drive(&failed.id).await.unwrap();
+    assert_eq!(
+        h.engine.load(&failed.id).await.unwrap().status,
+        RunStatus::Failed
+    );
+    // Let go, the run is this engine's to retry, and its claim is let go after.
+    h.stores.runs.claims().release(&failed.id);
+    h.engine.retry(&failed.id).await.unwrap();
+    until(h.stores.runs.as_ref(), &failed.id, RunStatus::Failed).await;
+    let mut let_go = false;
+    for _ in 0..500 {
+        if h.stores.runs.claims().try_claim(&failed.id) {
+            let_go = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(let_go, "the engine kept its claim after the drive ended");
+}
+
 /// A store whose writes fail while `failing` is set (a full disk), reads as usual.
 struct FailingWrites {
     inner: Arc<dyn RunStore>,
@@ -517,6 +554,10 @@ impl RunStore for FailingWrites {
         step: Option<&str>,
     ) -> Result<Vec<(String, LogLine)>, StoreError> {
         self.inner.logs(run_id, step).await
+    }
+
+    fn claims(&self) -> &dyn crate::store::RunClaims {
+        self.inner.claims()
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    claims: super::LocalClaims,
 }
 
 #[derive(Default)]
@@ -186,6 +187,10 @@ impl RunStore for MemoryStore {
             .filter(|(_, run, path, _)| run == run_id && step.is_none_or(|s| within_step(path, s)))
             .map(|(_, _, path, line)| (path.clone(), line.clone()))
             .collect())
+    }
+
+    fn claims(&self) -> &dyn crate::store::RunClaims {
+        &self.claims
     }
 }
 

@@ -3,6 +3,7 @@
 //! embedded default; an in-memory backend serves tests and throwaway daemons; one conformance
 //! suite holds every backend to the same contract.
 
+mod claims;
 mod memory;
 mod sled;
 mod staged;
@@ -10,6 +11,7 @@ mod staged;
 #[cfg(test)]
 mod conformance;
 
+pub use self::claims::{LocalClaims, RunClaims};
 pub use self::memory::MemoryStore;
 pub use self::sled::SledStore;
 
@@ -135,6 +137,9 @@ pub trait RunStore: Send + Sync {
         run_id: &str,
         step: Option<&str>,
     ) -> Result<Vec<(String, LogLine)>, StoreError>;
+
+    /// Who may drive which run: the engine claims a run here before it drives it.
+    fn claims(&self) -> &dyn RunClaims;
 }
 
 /// Why a catalog transaction did not commit.

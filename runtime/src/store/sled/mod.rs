@@ -45,6 +45,8 @@ pub struct SledStore {
     /// Runs in each state, counted once and then kept as headers change, so `/metrics` never
     /// scans history.
     status_counts: runs::StatusCounts,
+    /// sled's file lock makes this process the store's only user: claims live here.
+    claims: super::LocalClaims,
 }
 
 impl From<::sled::Error> for StoreError {
@@ -135,6 +137,7 @@ impl SledStore {
             blobs: db.open_tree("blobs")?,
             catalog_lock: tokio::sync::Mutex::new(()),
             status_counts: runs::StatusCounts::default(),
+            claims: super::LocalClaims::default(),
             commit: Arc::default(),
             db,
         };

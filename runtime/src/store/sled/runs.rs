@@ -454,6 +454,10 @@ impl RunStore for SledStore {
             .flat_map(|(_, path, chunk)| chunk.into_iter().map(move |l| (path.clone(), l)))
             .collect())
     }
+
+    fn claims(&self) -> &dyn crate::store::RunClaims {
+        &self.claims
+    }
 }
 
 /// Reads of run state, made durable by their callers (`read_durable`) before they answer.
