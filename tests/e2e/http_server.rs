@@ -12,6 +12,8 @@ pub struct Received {
     pub path: String,
     pub content_type: String,
     pub body: String,
+    /// When the whole request had arrived.
+    pub at: std::time::Instant,
 }
 
 /// An answer: status line (`200 OK`), extra header lines (each ending in `\r\n`), body.
@@ -103,5 +105,6 @@ fn read_request(stream: &TcpStream) -> Option<Received> {
         path,
         content_type,
         body: String::from_utf8_lossy(&body).into_owned(),
+        at: std::time::Instant::now(),
     })
 }

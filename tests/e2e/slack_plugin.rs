@@ -80,6 +80,31 @@ fn a_message_waits_as_slack_asks_and_the_webhook_never_shows() {
 }
 
 #[test]
+fn messages_to_one_webhook_go_at_most_one_a_second() {
+    let (sb, server) = (
+        Sandbox::new(),
+        Server::start(|_, _| ("200 OK", String::new(), "ok".into())),
+    );
+    let hook = server.url(&format!("/services/T0001/B0001/{TOKEN}"));
+    let config = config(&sb, &hook);
+    let (code, run) = sb.run_json(
+        "steps:\n  - run_as: parallel\n    children:\n      - { uses: slack, with: { text: one } }\n      - { uses: slack, with: { text: two } }\n      - { uses: slack, with: { text: three } }\n",
+        &["--config", &config],
+    );
+    assert_eq!(code, 0, "{run:#}");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    // A lower bound only: a busy machine can space them further, never closer.
+    for pair in seen.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= std::time::Duration::from_millis(950),
+            "two messages {gap:?} apart"
+        );
+    }
+}
+
+#[test]
 fn a_refusal_fails_the_step_with_slacks_reason_and_without_the_url() {
     let (sb, server) = (Sandbox::new(), webhook());
     let hook = server.url("/services/T0001/B0001/revoked0000000000");

@@ -503,7 +503,7 @@ timeout = "5m"
         .unwrap_err();
         assert!(err.contains("unknown capability `netwrk`"), "{err}");
         assert!(
-            err.contains("known: secrets, env, files, http, exec, network"),
+            err.contains("known: secrets, env, files, http, http_pace, exec, network"),
             "{err}"
         );
     }

@@ -2,6 +2,7 @@
 //! entries, and never to private or loopback addresses unless the operator allows them; the
 //! connection goes to the address that was checked ([`pinned`]).
 
+mod pace;
 mod pinned;
 
 use super::phases::{CallData, HostCapability, Prepare};
@@ -16,12 +17,16 @@ use wasmtime_wasi_http::{
 /// The http capability.
 pub(crate) struct Http;
 
-/// `http = ["https://registry.terraform.io", "https://*.amazonaws.com"]`.
+/// `http = ["https://registry.terraform.io", "https://*.amazonaws.com"]`, and optionally
+/// `http_pace = "1s"`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HttpRequest {
     /// `scheme://host[:port]` entries; `*.domain` and `:*` wildcards.
     pub http: Vec<String>,
+    /// At most one request to each URL (scheme, host, port and path) this often, across all of
+    /// the plugin's calls: what a rate-limited endpoint such as a Slack webhook asks.
+    pub http_pace: Option<String>,
 }
 
 /// The operator's `http` list and private-address switch.
@@ -42,8 +47,24 @@ pub struct HttpGrant {
     pub http_entries: Vec<String>,
     /// Granted names may resolve to private or loopback addresses.
     pub allow_private_http: bool,
+    /// Requests to one URL are at least this far apart.
+    #[serde(skip_serializing_if = "Option::is_none", with = "pace_as_text")]
+    pub http_pace: Option<std::time::Duration>,
     #[serde(skip)]
     rules: Vec<HostRule>,
+}
+
+/// A pace as `1s`, the way `plugin.toml` writes it.
+mod pace_as_text {
+    pub(super) fn serialize<S: serde::Serializer>(
+        pace: &Option<std::time::Duration>,
+        out: S,
+    ) -> Result<S::Ok, S::Error> {
+        match pace {
+            Some(pace) => out.serialize_str(&humantime::format_duration(*pace).to_string()),
+            None => out.serialize_none(),
+        }
+    }
 }
 
 /// One parsed `http` entry: `https://api.example.com`, `https://*.example.com`,
@@ -166,14 +187,16 @@ pub(crate) struct HttpState {
 }
 
 struct HttpPolicy {
+    plugin: String,
     rules: Vec<HostRule>,
     allow_private: bool,
+    pace: Option<std::time::Duration>,
     denials: Denials,
 }
 
 impl HostCapability for Http {
     const NAME: Capability = Capability::Http;
-    const REQUEST_KEYS: &'static [&'static str] = &["http"];
+    const REQUEST_KEYS: &'static [&'static str] = &["http", "http_pace"];
     const OPERATOR_KEYS: &'static [&'static str] = &["http", "allow_private_http"];
     type Request = HttpRequest;
     type Operator = HttpOperator;
@@ -222,9 +245,23 @@ impl HostCapability for Http {
             .map(|e| HostRule::parse(e))
             .collect::<Result<_, _>>()
             .map_err(|e| GrantError::new(Self::NAME, e))?;
+        let http_pace = request
+            .http_pace
+            .as_deref()
+            .map(|text| match crate::limits::parse_duration(text) {
+                Ok(pace) if pace <= pace::MAX_PACE => Ok(pace),
+                Ok(_) => Err(format!(
+                    "http_pace `{text}` is longer than {}",
+                    humantime::format_duration(pace::MAX_PACE)
+                )),
+                Err(e) => Err(format!("http_pace `{text}`: {e}")),
+            })
+            .transpose()
+            .map_err(|e| GrantError::new(Self::NAME, e))?;
         Ok(HttpGrant {
             http_entries,
             allow_private_http: operator.allow_private_http,
+            http_pace,
             rules,
         })
     }
@@ -233,8 +270,10 @@ impl HostCapability for Http {
         Ok(HttpState {
             ctx: WasiHttpCtx::new(),
             policy: HttpPolicy {
+                plugin: cx.plugin.to_string(),
                 rules: grant.rules.clone(),
                 allow_private: grant.allow_private_http,
+                pace: grant.http_pace,
                 denials: cx.denials.clone(),
             },
         })
@@ -291,7 +330,14 @@ impl WasiHttpHooks for HttpPolicy {
         }
         let allow_private = self.allow_private;
         let denials = self.denials.clone();
+        let paced = self.pace.map(|every| {
+            let path = request.uri().path();
+            (self.plugin.clone(), format!("{url}{path}"), every)
+        });
         Box::new(async move {
+            if let Some((plugin, url, every)) = &paced {
+                pace::wait_turn(plugin, url, *every).await;
+            }
             // Resolve once, check every address the name has (so a granted name cannot be
             // pointed at the host's own services or the internal network), and connect to
             // the first of the checked ones: no second lookup can be answered differently.
@@ -396,6 +442,7 @@ mod tests {
         let strings = |list: &[&str]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
         let request = HttpRequest {
             http: strings(requested),
+            ..Default::default()
         };
         let operator = HttpOperator {
             http: operator.map(strings),
@@ -456,6 +503,7 @@ mod tests {
         };
         let request = HttpRequest {
             http: vec!["https://*".into()],
+            ..Default::default()
         };
         assert!(Http::grant(&request, &bad).is_err());
     }
@@ -539,6 +587,7 @@ mod tests {
                 "https://registry.terraform.io".into(),
                 "https://*.amazonaws.com".into(),
             ],
+            ..Default::default()
         };
         let all = Http::grant(&request, &HttpOperator::default()).unwrap();
         assert_eq!(all.rules.len(), 2);
@@ -554,6 +603,7 @@ mod tests {
         assert_eq!(narrowed.http_entries, ["https://registry.terraform.io"]);
         let bad = HttpRequest {
             http: vec!["ftp://x".into()],
+            ..Default::default()
         };
         let err = Http::grant(&bad, &HttpOperator::default()).unwrap_err();
         assert_eq!(err.capability, Some(Capability::Http));
