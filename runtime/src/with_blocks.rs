@@ -63,7 +63,7 @@ pub async fn check_with_blocks(
         if broken.contains(uses) {
             continue;
         }
-        let Some(plugin) = registry.get(uses).filter(|p| p.kind() == PluginKind::Step) else {
+        let Some(plugin) = registry.get(uses).filter(|p| p.is(PluginKind::Step)) else {
             // Not installed, or not a step: the reference checks say so.
             continue;
         };

@@ -27,7 +27,7 @@ impl Sandbox {
         body: impl AsyncFnOnce(
             &mut Store<CallState>,
             &Instance,
-            &Exports,
+            &[Exports],
         ) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<R, CallFailure> {
         let name = plugin.name();

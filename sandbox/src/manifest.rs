@@ -15,6 +15,10 @@ pub struct Manifest {
     pub version: String,
     /// Which interface it exports.
     pub kind: PluginKind,
+    /// The other interfaces it also exports, each of the newest world of its kind (`slack` is
+    /// a step, and `also = ["notifier"]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<PluginKind>,
     /// The WIT world it targets; defaults to the newest one of its kind.
     pub world: String,
     /// The component file, relative to the plugin directory.
@@ -34,6 +38,8 @@ struct ManifestFile {
     name: String,
     version: String,
     kind: PluginKind,
+    #[serde(default)]
+    also: Vec<PluginKind>,
     world: Option<String>,
     component: String,
     #[serde(default)]
@@ -74,6 +80,14 @@ impl Manifest {
                 ));
             }
         }
+        for (i, kind) in file.also.iter().enumerate() {
+            if *kind == file.kind || file.also[..i].contains(kind) {
+                return Err(format!(
+                    "plugin `{}`: `also` names the {kind} kind twice",
+                    file.name
+                ));
+            }
+        }
         file.limits.memory()?;
         file.limits.timeout()?;
         file.limits.processes()?;
@@ -88,6 +102,7 @@ impl Manifest {
             name: file.name,
             version: file.version,
             kind: file.kind,
+            also: file.also,
             world,
             component: file.component,
             description: file.description,
@@ -176,6 +191,18 @@ timeout = "5m"
             let err = with(bad).unwrap_err();
             assert!(err.contains("is not allowed"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_plugin_may_also_export_other_kinds_once_each() {
+        let base = "name='t'\nversion='1'\ncomponent='t.wasm'\nkind='step'\n";
+        let m = Manifest::parse(&format!("{base}also=['notifier']\n")).unwrap();
+        assert_eq!(m.also, [PluginKind::Notifier]);
+        for twice in ["also=['step']", "also=['notifier', 'notifier']"] {
+            let err = Manifest::parse(&format!("{base}{twice}\n")).unwrap_err();
+            assert!(err.contains("twice"), "{twice}: {err}");
+        }
+        assert!(Manifest::parse(&format!("{base}also=['webhook']\n")).is_err());
     }
 
     #[test]

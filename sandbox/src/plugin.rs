@@ -71,7 +71,8 @@ impl GrantBasis {
 /// A compiled, linked plugin, ready to instantiate.
 pub(crate) struct Linked {
     pub(crate) pre: InstancePre<CallState>,
-    pub(crate) exports: Exports,
+    /// One per kind it exports: its own first.
+    pub(crate) exports: Vec<Exports>,
 }
 
 /// Where a plugin's world export lives in its component.
@@ -101,6 +102,20 @@ impl Plugin {
         self.manifest.kind
     }
 
+    /// Whether it exports `kind`'s interface: its own kind's, or one it also exports.
+    pub fn is(&self, kind: PluginKind) -> bool {
+        self.manifest.kind == kind || self.manifest.also.contains(&kind)
+    }
+
+    /// Its kinds, as listings show them: `step`, or `step+notifier`.
+    pub fn kinds_label(&self) -> String {
+        std::iter::once(self.manifest.kind)
+            .chain(self.manifest.also.iter().copied())
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+
     /// What the host allows it: its request narrowed by the operator.
     pub fn grants(&self) -> &Grants {
         &self.grants
@@ -117,6 +132,7 @@ impl Plugin {
             "name": self.name(),
             "version": self.manifest.version,
             "kind": self.manifest.kind,
+            "also": self.manifest.also,
             "world": self.manifest.world,
             "digest": format!("sha256:{}", self.digest),
             "requested": self.manifest.capabilities,
@@ -203,17 +219,28 @@ impl Sandbox {
                 plugin: name.clone(),
                 message: format!("{e:#}"),
             })?;
-        let exports = match plugin.kind() {
-            PluginKind::Step => step::GuestIndices::new(&pre).map(Exports::Step),
-            PluginKind::Trigger => trigger::GuestIndices::new(&pre).map(Exports::Trigger),
-            PluginKind::Notifier => notifier::GuestIndices::new(&pre).map(Exports::Notifier),
-        }
-        .map_err(|e| LoadError::MissingExport {
-            plugin: name,
-            kind: plugin.kind(),
-            world: plugin.manifest.world.clone(),
-            message: format!("{e:#}"),
-        })?;
+        let kinds = std::iter::once(plugin.kind()).chain(plugin.manifest.also.iter().copied());
+        let exports = kinds
+            .map(|kind| {
+                match kind {
+                    PluginKind::Step => step::GuestIndices::new(&pre).map(Exports::Step),
+                    PluginKind::Trigger => trigger::GuestIndices::new(&pre).map(Exports::Trigger),
+                    PluginKind::Notifier => {
+                        notifier::GuestIndices::new(&pre).map(Exports::Notifier)
+                    }
+                }
+                .map_err(|e| LoadError::MissingExport {
+                    plugin: name.clone(),
+                    kind,
+                    world: if kind == plugin.kind() {
+                        plugin.manifest.world.clone()
+                    } else {
+                        crate::kind::newest_world(kind).to_string()
+                    },
+                    message: format!("{e:#}"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Linked { pre, exports })
     }
 }

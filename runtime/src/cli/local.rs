@@ -199,9 +199,9 @@ pub fn plugins_list(local: &LocalOpts, output: Output) -> Result<ExitCode> {
         }
         Output::Text => {
             for p in registry.all() {
-                let kind = format!("{:?}", p.manifest.kind).to_lowercase();
+                let kind = p.kinds_label();
                 println!(
-                    "{:<12} {:<8} {:<9} {:<34} sha256:{}  {}",
+                    "{:<12} {:<8} {:<13} {:<34} sha256:{}  {}",
                     p.name(),
                     p.manifest.version,
                     kind,
@@ -270,7 +270,7 @@ pub fn plugins_inspect(name: &str, local: &LocalOpts, output: Output) -> Result<
             let m = &plugin.manifest;
             println!("name:         {}", m.name);
             println!("version:      {}", m.version);
-            println!("kind:         {}", m.kind);
+            println!("kind:         {}", plugin.kinds_label());
             println!("world:        {}", m.world);
             println!("digest:       sha256:{}", plugin.digest);
             println!(

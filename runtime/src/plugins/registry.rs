@@ -202,7 +202,7 @@ impl Registry {
     /// outputs}`.
     pub async fn describe(&self, name: &str) -> Result<serde_json::Value, DescribeError> {
         let plugin = self.find(name).map_err(DescribeError::NotFound)?;
-        if plugin.kind() != PluginKind::Step {
+        if !plugin.is(PluginKind::Step) {
             return Err(DescribeError::NotFound(format!(
                 "`{name}` is a {} plugin; only step plugins describe a `with:` block",
                 plugin.kind()
@@ -231,7 +231,7 @@ impl Registry {
     pub fn names(&self, kind: PluginKind) -> Vec<String> {
         self.read()
             .values()
-            .filter(|e| e.plugin.kind() == kind)
+            .filter(|e| e.plugin.is(kind))
             .map(|e| e.plugin.name().to_string())
             .collect()
     }

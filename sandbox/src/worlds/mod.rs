@@ -15,7 +15,7 @@ use wasmtime::Store;
 use wasmtime::component::Instance;
 
 /// Finds a world's export in an instance; `None` when the plugin's exports are another world's.
-type Load<G> = fn(&Exports, &mut Store<CallState>, &Instance) -> Option<wasmtime::Result<G>>;
+type Load<G> = fn(&[Exports], &mut Store<CallState>, &Instance) -> Option<wasmtime::Result<G>>;
 
 impl Sandbox {
     /// One call into the `kind` export of `plugin`: refused before anything is instantiated
@@ -29,7 +29,7 @@ impl Sandbox {
         load: Load<G>,
         body: impl AsyncFnOnce(G, &mut Store<CallState>) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<R, CallFailure> {
-        if plugin.kind() != kind {
+        if !plugin.is(kind) {
             return Err(CallFailure {
                 plugin: plugin.name().to_string(),
                 cause: FailureCause::WrongKind {

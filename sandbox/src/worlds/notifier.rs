@@ -9,9 +9,12 @@ use crate::kind::PluginKind;
 use crate::plugin::{Exports, Plugin};
 use crate::sandbox::Sandbox;
 
-const NOTIFIER: Load<Guest> = |exports, store, instance| match exports {
-    Exports::Notifier(notifier) => Some(notifier.load(store, instance)),
-    _ => None,
+const NOTIFIER: Load<Guest> = |exports, store, instance| {
+    let found = exports.iter().find_map(|export| match export {
+        Exports::Notifier(notifier) => Some(notifier),
+        _ => None,
+    });
+    found.map(|notifier| notifier.load(store, instance))
 };
 
 impl Sandbox {

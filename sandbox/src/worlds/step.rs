@@ -9,9 +9,12 @@ use crate::kind::PluginKind;
 use crate::plugin::{Exports, Plugin};
 use crate::sandbox::Sandbox;
 
-const STEP: Load<Guest> = |exports, store, instance| match exports {
-    Exports::Step(step) => Some(step.load(store, instance)),
-    _ => None,
+const STEP: Load<Guest> = |exports, store, instance| {
+    let found = exports.iter().find_map(|export| match export {
+        Exports::Step(step) => Some(step),
+        _ => None,
+    });
+    found.map(|step| step.load(store, instance))
 };
 
 impl Sandbox {

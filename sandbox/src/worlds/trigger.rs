@@ -10,9 +10,12 @@ use crate::kind::PluginKind;
 use crate::plugin::{Exports, Plugin};
 use crate::sandbox::Sandbox;
 
-const TRIGGER: Load<Guest> = |exports, store, instance| match exports {
-    Exports::Trigger(trigger) => Some(trigger.load(store, instance)),
-    _ => None,
+const TRIGGER: Load<Guest> = |exports, store, instance| {
+    let found = exports.iter().find_map(|export| match export {
+        Exports::Trigger(trigger) => Some(trigger),
+        _ => None,
+    });
+    found.map(|trigger| trigger.load(store, instance))
 };
 
 impl Sandbox {
