@@ -142,3 +142,84 @@ fn a_webhook_written_into_the_workflow_is_refused_before_anything_runs() {
         ran.stderr
     );
 }
+
+/// The built-in plugins in process, with the operator letting `slack` reach a loopback webhook
+/// held in its `slack_webhook` secret.
+fn notifier_host(hook: &str) -> wasmops::plugins::Registry {
+    let operator =
+        toml::from_str("[slack]\nhttp = [\"http://127.0.0.1:*\"]\nallow_private_http = true\n")
+            .unwrap();
+    let secrets = wasmops_sandbox::Secrets::from_values(
+        [("slack_webhook".to_string(), hook.to_string())].into(),
+    );
+    let sandbox = wasmops_sandbox::Sandbox::new(wasmops_sandbox::SandboxOptions {
+        operator,
+        secrets,
+        ..Default::default()
+    })
+    .unwrap();
+    wasmops::plugins::Registry::builtin(std::sync::Arc::new(sandbox)).unwrap()
+}
+
+#[tokio::test]
+async fn as_a_notifier_it_posts_the_runs_card() {
+    // A real run, whose step reports what a Terraform apply reports.
+    let sb = Sandbox::new();
+    let (code, run) = sb.run_json(
+        "steps:\n  - name: Apply\n    uses: noop\n    with: { outputs: { added: 3, changed: 1, destroyed: 0 } }\n",
+        &["--set", "environment=production"],
+    );
+    assert_eq!(code, 0, "{run:#}");
+    let server = Server::start(|_, _| ("200 OK", String::new(), "ok".into()));
+    let registry = notifier_host(&server.url(&format!("/services/T0001/B0001/{TOKEN}")));
+    let slack = registry.get("slack").unwrap();
+    assert!(
+        slack.is(wasmops_sandbox::PluginKind::Step)
+            && slack.is(wasmops_sandbox::PluginKind::Notifier)
+    );
+    let event = wasmops_sandbox::RunEvent {
+        run_id: run["id"].as_str().unwrap().into(),
+        workflow: run["workflow"].as_str().unwrap().into(),
+        status: "succeeded".into(),
+        run: run.to_string(),
+    };
+    let sandbox = registry.sandbox();
+    let config = r##"{"channel": "#deployments"}"##;
+    assert_eq!(
+        sandbox
+            .notifier_validate(&slack, wasmops_sandbox::CallEnv::default(), config)
+            .await
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    sandbox
+        .notify(&slack, wasmops_sandbox::CallEnv::default(), config, &event)
+        .await
+        .unwrap();
+
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let card: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(card["channel"], "#deployments");
+    assert_eq!(card["blocks"][0]["text"]["text"], "🚀 Deployment Complete");
+    let shown = card.to_string();
+    for expected in [
+        "*Workflow:*\\nworkflow",
+        "*Environment:*\\nproduction",
+        "*Status:*\\nSuccess ✓",
+        "• 3 resources added\\n• 1 resource changed",
+        "Triggered by: Manual",
+    ] {
+        assert!(shown.contains(expected), "{expected} not in {shown}");
+    }
+
+    // As a step, the same plugin still needs its message.
+    let problems = sandbox
+        .step_validate(&slack, wasmops_sandbox::CallEnv::default(), "{}")
+        .await
+        .unwrap();
+    assert!(
+        problems.iter().any(|p| p.contains("give `text`")),
+        "{problems:?}"
+    );
+}

@@ -1,9 +1,11 @@
-//! `slack`: posts one message to an incoming webhook: text, Block Kit blocks, or both.
+//! `slack`: posts one message to an incoming webhook (text, Block Kit blocks, or both) as a
+//! step, and, as a notifier, a card for each run event it is told about ([`card`]).
 //!
 //! The webhook URL is a secret the plugin reads itself (`webhook_secret`, by name): it is never
 //! in the workflow or the step's `with`, and no log line, output or error names it. Sending,
 //! with Slack's rate limits honoured, is in [`webhook`].
 
+mod card;
 mod webhook;
 
 use serde::Deserialize;
@@ -117,6 +119,9 @@ fn check_message(config: &Config) -> Result<(), Error> {
 }
 
 wasmops_sdk::step_plugin!(Slack);
+wasmops_sdk::notifier_plugin!(SlackNotifier);
+
+use card::SlackNotifier;
 
 #[cfg(test)]
 mod tests {
