@@ -183,6 +183,19 @@ fn a_template_that_grows_without_bound_fails_its_step_by_itself() {
 }
 
 #[test]
+fn logs_to_a_pipe_are_plain_text() {
+    let sb = Sandbox::new();
+    let file = sb.write("workflow.yaml", "steps:\n  - uses: noop\n");
+    let ran = sb.wasmops_with_env(
+        &["run", file.to_str().unwrap()],
+        &[("WASMOPS_LOG", "debug")],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stderr.contains("DEBUG"), "no log lines: {}", ran.stderr);
+    assert!(!ran.stderr.contains('\u{1b}'), "colour codes in a pipe");
+}
+
+#[test]
 fn bad_input_is_refused_before_anything_runs() {
     let sb = Sandbox::new();
     let file = sb.write("w.yaml", "steps:\n  - name: deploy\n    uses: terraformm\n");
