@@ -21,25 +21,16 @@ const MAX_CHECKED: usize = 2_000;
 /// A plugin's `validate` gets this long per block.
 const VALIDATE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The problems the plugins find, one diagnostic per line they report.
+/// The problems the plugins find in a workflow's blocks (and those of the template actions
+/// its `change` steps run), one diagnostic per line they report.
 pub async fn check_with_blocks(
     workflow: &Workflow,
     registry: &Registry,
     projects: &Projects,
 ) -> Vec<Diagnostic> {
-    let mut blocks: Vec<(Step, String, Value)> = Vec::new();
-    let mut seen = BTreeSet::new();
-    let mut add = |step: &Step| {
-        if let StepKind::Plugin { uses, with } = &step.kind
-            && !has_template(with)
-            && blocks.len() < MAX_CHECKED
-            && seen.insert((uses.clone(), with.to_string()))
-        {
-            blocks.push((step.clone(), uses.clone(), with.clone()));
-        }
-    };
+    let mut blocks = Blocks::default();
     workflow.walk(&mut |step| {
-        add(step);
+        blocks.add(step);
         if let StepKind::Change {
             targets, action, ..
         } = &step.kind
@@ -50,55 +41,81 @@ pub async fn check_with_blocks(
                 .filter(|t| !template::is_template(t))
                 .filter_map(|t| projects.resolve(t, action).ok());
             for target in resolved {
-                target.steps.iter().for_each(|s| walk_step(s, &mut add));
+                target
+                    .steps
+                    .iter()
+                    .for_each(|s| walk_step(s, &mut |s| blocks.add(s)));
             }
         }
     });
-    let mut problems = Vec::new();
-    // A plugin whose `validate` traps or times out once is not asked again: a hostile one must
-    // not hold a validation for its timeout once per block.
-    let mut broken = BTreeSet::new();
-    for (step, uses, with) in &blocks {
-        let uses = uses.as_str();
-        if broken.contains(uses) {
-            continue;
-        }
-        let Some(plugin) = registry.get(uses).filter(|p| p.is(PluginKind::Step)) else {
-            // Not installed, or not a step: the reference checks say so.
-            continue;
-        };
-        let env = registry.detached_env(Some(VALIDATE_TIMEOUT));
-        let config = if with.is_null() {
-            "{}".to_string()
-        } else {
-            with.to_string()
-        };
-        let diagnostic = |message: String| Diagnostic {
-            file: step.file.clone(),
-            location: step.location_of("with"),
-            yaml_path: format!("{}.with", step.yaml_path),
-            message,
-            hint: None,
-        };
-        match registry
-            .sandbox()
-            .step_validate(&plugin, env, &config)
-            .await
+    blocks.check(registry).await
+}
+
+/// Distinct plugin blocks to check, with the first step that has each.
+#[derive(Default)]
+struct Blocks {
+    blocks: Vec<(Step, String, Value)>,
+    seen: BTreeSet<(String, String)>,
+}
+
+impl Blocks {
+    fn add(&mut self, step: &Step) {
+        if let StepKind::Plugin { uses, with } = &step.kind
+            && !has_template(with)
+            && self.blocks.len() < MAX_CHECKED
+            && self.seen.insert((uses.clone(), with.to_string()))
         {
-            Ok(lines) => problems.extend(
-                lines
-                    .into_iter()
-                    .map(|line| diagnostic(format!("invalid `with` for {uses}: {line}"))),
-            ),
-            Err(failure) => {
-                broken.insert(uses);
-                problems.push(diagnostic(format!(
-                    "plugin `{uses}` could not check its `with` block: {failure}"
-                )));
-            }
+            self.blocks.push((step.clone(), uses.clone(), with.clone()));
         }
     }
-    problems
+
+    async fn check(self, registry: &Registry) -> Vec<Diagnostic> {
+        let mut problems = Vec::new();
+        // A plugin whose `validate` traps or times out once is not asked again: a hostile one
+        // must not hold a validation for its timeout once per block.
+        let mut broken = BTreeSet::new();
+        for (step, uses, with) in &self.blocks {
+            let uses = uses.as_str();
+            if broken.contains(uses) {
+                continue;
+            }
+            let Some(plugin) = registry.get(uses).filter(|p| p.is(PluginKind::Step)) else {
+                // Not installed, or not a step: the reference checks say so.
+                continue;
+            };
+            let env = registry.detached_env(Some(VALIDATE_TIMEOUT));
+            let config = if with.is_null() {
+                "{}".to_string()
+            } else {
+                with.to_string()
+            };
+            let diagnostic = |message: String| Diagnostic {
+                file: step.file.clone(),
+                location: step.location_of("with"),
+                yaml_path: format!("{}.with", step.yaml_path),
+                message,
+                hint: None,
+            };
+            match registry
+                .sandbox()
+                .step_validate(&plugin, env, &config)
+                .await
+            {
+                Ok(lines) => problems.extend(
+                    lines
+                        .into_iter()
+                        .map(|line| diagnostic(format!("invalid `with` for {uses}: {line}"))),
+                ),
+                Err(failure) => {
+                    broken.insert(uses);
+                    problems.push(diagnostic(format!(
+                        "plugin `{uses}` could not check its `with` block: {failure}"
+                    )));
+                }
+            }
+        }
+        problems
+    }
 }
 
 fn has_template(value: &Value) -> bool {
