@@ -51,6 +51,23 @@ pub async fn check_with_blocks(
     blocks.check(registry).await
 }
 
+/// The problems the plugins find in the blocks of every template action of `projects`: checked
+/// when the projects are applied, whether or not a workflow runs the action yet.
+pub async fn check_template_actions(projects: &Projects, registry: &Registry) -> Vec<Diagnostic> {
+    let mut blocks = Blocks::default();
+    let actions = projects
+        .projects
+        .values()
+        .flat_map(|p| p.templates.values())
+        .flat_map(|t| t.actions.values());
+    for steps in actions {
+        steps
+            .iter()
+            .for_each(|s| walk_step(s, &mut |s| blocks.add(s)));
+    }
+    blocks.check(registry).await
+}
+
 /// Distinct plugin blocks to check, with the first step that has each.
 #[derive(Default)]
 struct Blocks {

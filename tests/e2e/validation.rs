@@ -136,6 +136,33 @@ fn an_approval_binds_only_to_a_step_that_exists() {
 }
 
 #[test]
+fn applying_a_project_checks_its_template_actions_with_blocks() {
+    let sb = Sandbox::new();
+    sb.write(
+        "proj/project.yaml",
+        "project: p\ntemplates:\n  box:\n    actions:\n      default:\n        uses: noop\n        with: { sumary: typo }\nenvironments:\n  dev:\n    assets:\n      box: { template: box }\n",
+    );
+    let d = crate::daemon_support::Daemon::start(sb.dir.path());
+    // No workflow runs the action yet: the apply itself refuses it, at its line.
+    let applied = d.cli(&["apply", sb.path("proj").to_str().unwrap()]);
+    assert_ne!(applied.code, 0, "{}", applied.stdout);
+    assert!(
+        applied.stderr.contains("project.yaml:7:")
+            && applied
+                .stderr
+                .contains("invalid `with` for noop: unknown field `sumary`"),
+        "{}",
+        applied.stderr
+    );
+    sb.write(
+        "proj/project.yaml",
+        "project: p\ntemplates:\n  box:\n    actions:\n      default:\n        uses: noop\n        with: { summary: fine }\nenvironments:\n  dev:\n    assets:\n      box: { template: box }\n",
+    );
+    let applied = d.cli(&["apply", sb.path("proj").to_str().unwrap()]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+}
+
+#[test]
 fn a_template_actions_with_block_is_checked_in_its_project_file() {
     let sb = Sandbox::new();
     sb.write(

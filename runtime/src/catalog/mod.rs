@@ -148,14 +148,16 @@ impl Catalog {
     pub async fn apply(
         &self,
         sources: &[ProjectSource],
+        registry: &Registry,
         install: impl FnOnce(&Projects),
     ) -> Result<Applied, CatalogError> {
         self.check_files(sources).await?;
         // Parsing every project is CPU work that grows with the projects: off the async workers.
         let owned = sources.to_vec();
-        let codes = crate::blocking::run(move || {
-            Projects::from_sources(&owned).map_err(|e| CatalogError::Invalid(e.to_string()))?;
-            owned
+        let (applying, codes) = crate::blocking::run(move || {
+            let applying =
+                Projects::from_sources(&owned).map_err(|e| CatalogError::Invalid(e.to_string()))?;
+            let codes = owned
                 .iter()
                 .map(|source| {
                     let code = source
@@ -168,10 +170,17 @@ impl Catalog {
                     }
                     Ok(code)
                 })
-                .collect::<Result<Vec<String>, CatalogError>>()
+                .collect::<Result<Vec<String>, CatalogError>>()?;
+            Ok::<_, CatalogError>((applying, codes))
         })
         .await
         .map_err(CatalogError::Internal)??;
+        // A template action's `with:` is wrong whether or not a workflow runs it yet.
+        let problems = crate::with_blocks::check_template_actions(&applying, registry).await;
+        if !problems.is_empty() {
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(CatalogError::Invalid(lines.join("\n")));
+        }
         let parsed: Vec<(String, &ProjectSource)> = codes.into_iter().zip(sources).collect();
         let _turn = self.applying.lock().await;
         let (workflows, projects) = transact(self.store.as_ref(), |tx| {

@@ -39,7 +39,7 @@ pub async fn apply(
     };
     let applied = st
         .catalog
-        .apply(&body.projects, install)
+        .apply(&body.projects, &st.engine.registry, install)
         .await
         .map_err(|e| match e {
             CatalogError::Invalid(m) => {
