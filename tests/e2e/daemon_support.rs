@@ -300,21 +300,10 @@ impl Daemon {
         }
     }
 
-    /// POSTs a decision, again while the daemon is still taking the run back after a restart
-    /// (409, "not active in this daemon yet"), as a client told to try again would.
+    /// POSTs a decision. Right after a restart the daemon holds it until it has taken the run
+    /// back, so a client never needs to try again.
     pub fn decide(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        let started = Instant::now();
-        loop {
-            let (status, answer) = self.post(token, path, body.clone());
-            let recovering = status == 409
-                && answer["detail"]
-                    .as_str()
-                    .is_some_and(|d| d.contains("not active in this daemon yet"));
-            if !recovering || started.elapsed() > Duration::from_secs(60) {
-                return (status, answer);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.post(token, path, body)
     }
 
     pub fn wait_status(&self, run: &str, status: &str) -> Value {

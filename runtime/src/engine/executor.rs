@@ -153,6 +153,7 @@ pub(super) async fn execute(
         .lock()
         .unwrap()
         .insert(ctx.run_id.clone(), ctx.clone());
+    engine.live.registered.notify_waiters();
     let outcome = tokio::select! {
         ok = run_group(&ctx, &nodes, RunAs::Sequential) => if ok { RunStatus::Succeeded } else { RunStatus::Failed },
         _ = cancel.cancelled() => RunStatus::Cancelled,

@@ -68,6 +68,8 @@ pub struct EngineParts {
 /// the counters behind `/metrics`.
 pub struct LiveRuns {
     runs: Mutex<HashMap<String, Arc<RunCtx>>>,
+    /// Told each time a run is added to `runs`.
+    registered: tokio::sync::Notify,
     cancels: Mutex<HashMap<String, CancellationToken>>,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     claims: claims::Claims,
@@ -83,6 +85,7 @@ impl Default for LiveRuns {
     fn default() -> Self {
         LiveRuns {
             runs: Default::default(),
+            registered: Default::default(),
             cancels: Default::default(),
             slots: Default::default(),
             claims: Default::default(),

@@ -11,6 +11,8 @@ use crate::records::{ApprovedResult, DecisionRecord, RunStatus, StepRun, StepSta
 use crate::workflow::{Approvers, OnTimeout, StepKind};
 use chrono::Utc;
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
 use wasmops_sandbox::{Decision, DecisionKind, WaitRequest};
 
 #[derive(Clone, Debug)]
@@ -182,7 +184,7 @@ impl RunCtx {
                             // failed is tried again shortly.
                             if let Err(EngineError::Store(e)) = self.record_decision(&node.path, decision).await {
                                 tracing::warn!(run = %self.run_id, "cannot record a timeout: {e}");
-                                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                                tokio::time::sleep(Duration::from_secs(1)).await;
                             }
                         }
                     }
@@ -324,8 +326,7 @@ impl Engine {
                 )));
             }
         }
-        let ctx = self.live.runs.lock().unwrap().get(run_id).cloned();
-        let Some(ctx) = ctx else {
+        let Some(ctx) = self.active_run(run_id).await else {
             return Err(EngineError::Conflict(format!(
                 "run `{run_id}` is not active in this daemon yet; try again in a moment"
             )));
@@ -342,6 +343,30 @@ impl Engine {
         tokio::spawn(async move { ctx.record_decision(&path, decision).await })
             .await
             .map_err(|e| EngineError::Internal(anyhow::anyhow!("recording the decision: {e}")))?
+    }
+}
+
+/// How long a decision waits for its run to be taken back after a restart.
+const TAKE_BACK_WAIT: Duration = Duration::from_secs(10);
+
+impl Engine {
+    /// The run's context once this daemon drives it. Right after a restart, recovery takes
+    /// parked runs back one by one; a decision posted meanwhile waits for its run (up to
+    /// [`TAKE_BACK_WAIT`]) instead of being refused.
+    async fn active_run(&self, run_id: &str) -> Option<Arc<RunCtx>> {
+        let deadline = tokio::time::Instant::now() + TAKE_BACK_WAIT;
+        loop {
+            // Listening before looking: a run registered in between still wakes this.
+            let registered = self.live.registered.notified();
+            tokio::pin!(registered);
+            registered.as_mut().enable();
+            if let Some(ctx) = self.live.runs.lock().unwrap().get(run_id).cloned() {
+                return Some(ctx);
+            }
+            if tokio::time::timeout_at(deadline, registered).await.is_err() {
+                return None;
+            }
+        }
     }
 }
 
