@@ -5,7 +5,7 @@
 use crate::daemon_support::{Daemon, JANE, VIC};
 use crate::support::{Sandbox, repo};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use wasmops::daemon::api::Access;
 use wasmops::identity::Role;
@@ -118,6 +118,20 @@ fn resolve<'a>(doc: &'a Value, reference: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("dangling $ref {reference}"))
 }
 
+/// An event stream's documented events: each `oneOf` branch of its per-event schema names its
+/// type (`event: { const: … }`) and the schema of its JSON `data` (`contentSchema`).
+fn sse_event_schemas(content: &Value) -> BTreeMap<&str, &Value> {
+    content["schema"]["oneOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|branch| {
+            let event = branch["properties"]["event"]["const"].as_str()?;
+            Some((event, &branch["properties"]["data"]["contentSchema"]))
+        })
+        .collect()
+}
+
 /// Follows a `$ref` object (a parameter, a response) to what it names.
 fn deref<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     match v.get("$ref").and_then(Value::as_str) {
@@ -165,6 +179,7 @@ const CHECKED: &[&str] = &[
     "minItems",
     "maxItems",
     "minimum",
+    "maximum",
     "format",
     "oneOf",
     "anyOf",
@@ -181,6 +196,9 @@ const ANNOTATIONS: &[&str] = &[
     "writeOnly",
     // Not enforced: no regex engine among the test's dependencies.
     "pattern",
+    // An event's `data` as JSON: the event-stream check parses it and applies `contentSchema`.
+    "contentMediaType",
+    "contentSchema",
 ];
 
 /// Fails on keywords the checker does not understand, so none is silently unchecked.
@@ -203,7 +221,7 @@ fn lint_schema(schema: &Value, at: &str, problems: &mut Vec<String>) {
                     lint_schema(s, &format!("{at}.properties.{name}"), problems);
                 }
             }
-            "items" | "additionalProperties" => {
+            "items" | "additionalProperties" | "contentSchema" => {
                 lint_schema(value, &format!("{at}.{key}"), problems);
             }
             "prefixItems" | "oneOf" | "anyOf" | "allOf" => {
@@ -320,7 +338,7 @@ fn the_document_is_complete_and_consistent() {
                     &format!("{here} {status} {media}"),
                     &mut problems,
                 );
-                for (event, schema) in content["x-events"].as_object().into_iter().flatten() {
+                for (event, schema) in sse_event_schemas(content) {
                     lint_schema(
                         schema,
                         &format!("{here} {status} event {event}"),
@@ -431,6 +449,11 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<
         && n < min
     {
         errors.push(format!("{at}: {n} is below the minimum {min}"));
+    }
+    if let (Some(max), Some(n)) = (map.get("maximum").and_then(Value::as_f64), value.as_f64())
+        && n > max
+    {
+        errors.push(format!("{at}: {n} is above the maximum {max}"));
     }
     if let Value::Object(object) = value {
         for name in map
@@ -714,12 +737,14 @@ impl Live<'_> {
             media.replace(' ', ""),
             "{here}: the content type's parameters differ from the document's"
         );
-        let errors = problems(self.doc, &content["schema"], &Value::String(text.clone()));
-        assert!(errors.is_empty(), "{here}: {}", errors.join("\n"));
-        if let Some(events) = content.get("x-events") {
+        let events = sse_event_schemas(content);
+        if events.is_empty() {
+            let errors = problems(self.doc, &content["schema"], &Value::String(text.clone()));
+            assert!(errors.is_empty(), "{here}: {}", errors.join("\n"));
+        } else {
             for (event, data) in sse_events(&text) {
-                let schema = events.get(&event).unwrap_or_else(|| {
-                    panic!("{here}: event `{event}` is not among the documented {events}")
+                let schema = events.get(event.as_str()).unwrap_or_else(|| {
+                    panic!("{here}: event `{event}` is not among the documented {events:?}")
                 });
                 let data: Value = serde_json::from_str(&data).unwrap_or_else(|e| {
                     panic!("{here}: event `{event}` data is not JSON ({e}): {data}")

@@ -20,9 +20,33 @@ const DEFAULT_PAGE: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct StartRun {
     workflow: String,
+    #[serde(default, deserialize_with = "whole_number")]
     version: Option<u32>,
     #[serde(default)]
     property_overrides: Map<String, Value>,
+}
+
+/// A version as JSON has whole numbers: `3`, or `3.0` as some clients and generators write it
+/// (JSON Schema's `integer` includes it).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+            // Whole and within u32: the conversion is exact.
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|v| u32::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "version: `{n}` is not a whole number from 0 to {}",
+                u32::MAX
+            ))
+        })
 }
 
 pub async fn start(
