@@ -20,6 +20,7 @@ mod python_plugin;
 mod roles;
 mod sandbox;
 mod scaffold;
+mod schemathesis;
 mod secrets;
 mod seeds;
 mod slack_plugin;

@@ -1,5 +1,5 @@
-//! Python tools the tests drive (componentize-py), installed by the harness itself when the
-//! machine lacks them: `cargo test --workspace` alone must pass on a fresh machine.
+//! Python tools the tests drive (componentize-py, schemathesis), installed by the harness itself
+//! when the machine lacks them: `cargo test --workspace` alone must pass on a fresh machine.
 //!
 //! A tool already on the machine at the pinned version is used as it is. Otherwise it is
 //! installed once with `pip install --target` into a cache outside the clone
@@ -38,22 +38,49 @@ impl PipTool {
 /// componentize-py at `version`: the machine's, or the harness's cached install.
 pub fn componentize_py(version: &str) -> &'static PipTool {
     static TOOL: OnceLock<PipTool> = OnceLock::new();
+    TOOL.get_or_init(|| pinned("componentize-py", version, componentize_py_version))
+}
+
+/// The schemathesis the API test runs (its command line changes between major versions).
+pub const SCHEMATHESIS: &str = "4.32.5";
+
+/// schemathesis at [`SCHEMATHESIS`]: the machine's, or the harness's cached install.
+pub fn schemathesis() -> &'static PipTool {
+    static TOOL: OnceLock<PipTool> = OnceLock::new();
     TOOL.get_or_init(|| {
-        if installed_version(&PipTool { installed: None }).as_deref() == Some(version) {
-            return PipTool { installed: None };
-        }
-        let tool = install("componentize-py", version);
-        match installed_version(&tool) {
-            Some(v) if v == version => tool,
-            other => panic!(
-                "componentize-py {version} was installed by the test harness but reports {other:?}"
-            ),
-        }
+        pinned("schemathesis", SCHEMATHESIS, |tool| {
+            module_version(tool, "schemathesis")
+        })
     })
 }
 
+/// `name` at `version`: the machine's own when `probe` finds that version there, else the
+/// harness's install, which `probe` must then find.
+fn pinned(name: &str, version: &str, probe: fn(&PipTool) -> Option<String>) -> PipTool {
+    if probe(&PipTool { installed: None }).as_deref() == Some(version) {
+        return PipTool { installed: None };
+    }
+    let tool = install(name, version);
+    match probe(&tool) {
+        Some(v) if v == version => tool,
+        other => panic!("{name} {version} was installed by the test harness but reports {other:?}"),
+    }
+}
+
+/// `MODULE.__version__` as `python3` sees it through `tool`.
+fn module_version(tool: &PipTool, module: &str) -> Option<String> {
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        &format!("import {module}; print({module}.__version__)"),
+    ]);
+    tool.apply(&mut cmd);
+    let out = cmd.output().ok().filter(|o| o.status.success())?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// `componentize-py --version` through `tool`: from the script, else the module.
-fn installed_version(tool: &PipTool) -> Option<String> {
+fn componentize_py_version(tool: &PipTool) -> Option<String> {
     let mut script = Command::new("componentize-py");
     script.arg("--version");
     tool.apply(&mut script);
