@@ -67,6 +67,9 @@ pub(super) struct ChildPlan {
     pub(super) ruleset: Option<OwnedFd>,
     /// Let the child read its own /proc/<pid> (see `confine_program`).
     pub(super) proc_self: bool,
+    /// With `CLONE_NEWNS` and a ruleset: a fresh tmpfs on /dev/shm, the program's own (see
+    /// `private_shm`).
+    pub(super) private_shm: bool,
     /// The capabilities a child that stays root may keep (a bit per capability number).
     pub(super) keep_caps: Option<u64>,
     /// Switch to this uid and gid (no supplementary groups) before exec.
@@ -161,6 +164,7 @@ impl Default for ChildPlan {
             writable_mounts: Vec::new(),
             ruleset: None,
             proc_self: false,
+            private_shm: false,
             keep_caps: None,
             run_as: None,
             rlimits: Vec::new(),
@@ -236,6 +240,9 @@ impl ChildPlan {
         for path in &self.writable_mounts {
             mount_setattr(path, 0, MOUNT_ATTR_RDONLY)?;
         }
+        if self.private_shm {
+            private_shm()?;
+        }
         // The working directory was entered before the bind mounts and still points beneath
         // them, into the now read-only original; entering it again by path lands on top.
         let mut cwd = [0u8; libc::PATH_MAX as usize];
@@ -266,12 +273,22 @@ impl ChildPlan {
         }
         if let Some((uid, gid)) = self.run_as {
             // The bounding set can only shrink while CAP_SETPCAP is effective: before the uid
-            // change, which empties the effective set.
+            // change.
             drop_bounding(1 << CAP_DAC_READ_SEARCH);
-            // SAFETY: integer arguments only. Groups first, while we may still change them;
-            // KEEPCAPS so that the one capability below survives the uid change.
+            // SAFETY: integer arguments only. The secure bits first, while CAP_SETPCAP is
+            // effective: the uid change then leaves the capability sets alone (they are cut
+            // to one just below, and the spawn fails unless that took), and access(2), which
+            // otherwise judges a non-root caller without capabilities, honours the one kept,
+            // as open(2) does. Ansible checks every file with access(2) before opening it.
+            // Groups next, while we may still change them.
             unsafe {
-                if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0
+                if libc::prctl(
+                    libc::PR_SET_SECUREBITS,
+                    SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED,
+                    0,
+                    0,
+                    0,
+                ) != 0
                     || libc::setgroups(0, std::ptr::null()) != 0
                     || libc::setresgid(gid, gid, gid) != 0
                     || libc::setresuid(uid, uid, uid) != 0
@@ -284,11 +301,11 @@ impl ChildPlan {
             // the workspace may sit beneath a directory only root may enter. Landlock, not file
             // modes, decides what can be read; open_by_handle_at, the one call this
             // capability would let go around Landlock, is refused by the seccomp filter.
-            limit_capabilities(1 << CAP_DAC_READ_SEARCH, true);
+            limit_capabilities(1 << CAP_DAC_READ_SEARCH, true)?;
         } else if let Some(keep) = self.keep_caps {
             // After unshare and bringing up loopback, which needed CAP_SYS_ADMIN and
             // CAP_NET_ADMIN.
-            limit_capabilities(keep, false);
+            limit_capabilities(keep, false)?;
         }
         // Whatever started the daemon may have left descriptors open without close-on-exec;
         // none of them may reach the program. Marked rather than closed: the standard
@@ -310,6 +327,9 @@ impl ChildPlan {
                 // this process (and what it execs) is covered: a forked descendant has a new
                 // /proc/<pid>, which stays closed to it.
                 add_proc_self_rule(ruleset.as_raw_fd());
+            }
+            if self.private_shm {
+                add_shm_rule(ruleset.as_raw_fd());
             }
             set_no_new_privs()?;
             // SAFETY: a valid ruleset fd and no flags.
@@ -651,7 +671,7 @@ struct CapData {
 /// non-root user keeps them. Best effort: without CAP_SETPCAP (a daemon that is root in a
 /// container that took it away) the bounding set stays as the container left it; the other
 /// sets always shrink.
-fn limit_capabilities(keep: u64, ambient: bool) {
+fn limit_capabilities(keep: u64, ambient: bool) -> io::Result<()> {
     drop_bounding(keep);
     let mut header = CapHeader {
         version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set
@@ -666,7 +686,7 @@ fn limit_capabilities(keep: u64, ambient: bool) {
             data.as_mut_ptr(),
         ) != 0
         {
-            return;
+            return Err(io::Error::last_os_error());
         }
         for (i, word) in data.iter_mut().enumerate() {
             let keep = word.permitted & (keep >> (32 * i)) as u32;
@@ -674,11 +694,14 @@ fn limit_capabilities(keep: u64, ambient: bool) {
             word.permitted = keep;
             word.inheritable = keep;
         }
-        libc::syscall(
+        if libc::syscall(
             libc::SYS_capset,
             &mut header as *mut CapHeader,
             data.as_ptr(),
-        );
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
         libc::prctl(
             libc::PR_CAP_AMBIENT,
             libc::PR_CAP_AMBIENT_CLEAR_ALL,
@@ -692,6 +715,7 @@ fn limit_capabilities(keep: u64, ambient: bool) {
             }
         }
     }
+    Ok(())
 }
 
 /// Drops every capability but `keep` from the bounding set (needs CAP_SETPCAP in effect).
@@ -748,11 +772,73 @@ fn loopback_up() {
     }
 }
 
+/// `SECBIT_NO_SETUID_FIXUP` and its lock (linux/securebits.h).
+const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+const SECBIT_NO_SETUID_FIXUP_LOCKED: libc::c_ulong = 1 << 3;
+
 /// The kernel's `struct landlock_path_beneath_attr`, which is packed.
 #[repr(C, packed)]
 struct PathBeneathAttr {
     allowed_access: u64,
     parent_fd: i32,
+}
+
+/// POSIX shared memory and semaphores (`shm_open`, `sem_open`: Python's multiprocessing, which
+/// Ansible needs) live in /dev/shm. The host's is shared by every process on the machine, so a
+/// program gets an empty tmpfs of its own there instead, in its private mount namespace, sized
+/// like a scratch space and charged to its memory limit. No /dev/shm on this host: nothing to
+/// replace.
+fn private_shm() -> io::Result<()> {
+    // SAFETY: NUL-terminated strings that live across the call.
+    let rc = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/dev/shm".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            c"size=64m,mode=1777".as_ptr().cast(),
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ if errno() == libc::ENOENT => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Landlock's rights on the private /dev/shm: read, write, truncate, create and remove files.
+/// Truncate (ABI 3) is dropped when the kernel's ruleset does not handle it.
+const SHM_ACCESS: u64 = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8);
+const TRUNCATE_ACCESS: u64 = 1 << 14;
+
+/// The rule for the tmpfs `private_shm` mounted: its root is a new inode, which no rule made
+/// before the fork can name. The O_PATH fd stays open across exec, pinning it (as for
+/// /proc/self). Failure only leaves /dev/shm closed.
+fn add_shm_rule(ruleset: libc::c_int) {
+    // SAFETY: a NUL-terminated path; the attr lives across each call.
+    unsafe {
+        let fd = libc::open(c"/dev/shm".as_ptr(), libc::O_PATH | libc::O_DIRECTORY);
+        if fd < 0 {
+            return;
+        }
+        for access in [SHM_ACCESS | TRUNCATE_ACCESS, SHM_ACCESS] {
+            let attr = PathBeneathAttr {
+                allowed_access: access,
+                parent_fd: fd,
+            };
+            let rc = libc::syscall(
+                libc::SYS_landlock_add_rule,
+                ruleset,
+                LANDLOCK_RULE_PATH_BENEATH,
+                &attr as *const PathBeneathAttr,
+                0u32,
+            );
+            if rc == 0 {
+                return;
+            }
+        }
+        libc::close(fd);
+    }
 }
 
 fn add_proc_self_rule(ruleset: libc::c_int) {

@@ -165,6 +165,7 @@ impl Confinement {
             let deny_tcp = !self.network && !isolate_network;
             plan.ruleset = Some(ruleset::build(&self.read_write, &self.read_only, deny_tcp)?);
             plan.proc_self = true;
+            plan.private_shm = support.read_only_mounts;
         }
         if support.seccomp {
             plan.seccomp = syscalls::filters(self.network)?;
@@ -829,31 +830,40 @@ mod tests {
     async fn a_root_daemon_runs_programs_as_the_program_user() {
         require_support();
         assert!(child::is_root(), "this test needs a root daemon");
-        let workspace = tempfile::tempdir().unwrap();
+        // The workspace beneath a directory only root may enter, as `./wasmops-data` beneath
+        // a root home is.
+        let private = tempfile::tempdir().unwrap();
+        let workspace = private.path().join("ws");
+        std::fs::create_dir(&workspace).unwrap();
         let python = on_path("python3");
         let conf = Confinement {
             run_as: Some((65534, 65534)),
-            ..for_program(workspace.path(), &python)
+            ..for_program(&workspace, &python)
         };
-        workspace_to(workspace.path(), 65534);
-        // python3 may live beneath /root (pyenv): reaching it needs the kept search right.
+        workspace_to(&workspace, 65534);
+        // python3 may live beneath /root (pyenv): reaching it needs the kept search right,
+        // for access(2) (which Ansible checks every file with) as for open(2).
         let out = run(
             &conf,
             &python,
             &[
                 "-c",
                 "import os; open('w', 'w').write('ok'); s = open('/proc/self/status').read(); \
+                 open('/dev/shm/wasmops-probe', 'w').write('x'); \
                  print(os.getuid(), os.getgid(), os.getgroups(), \
-                 s.split('CapEff:')[1].split()[0], s.split('CapBnd:')[1].split()[0])",
+                 s.split('CapEff:')[1].split()[0], s.split('CapPrm:')[1].split()[0], \
+                 s.split('CapBnd:')[1].split()[0], os.access(os.path.abspath('w'), os.R_OK))",
             ],
-            workspace.path(),
+            &workspace,
         )
         .await;
         assert!(out.ok, "{}", out.stderr);
         assert_eq!(
             out.stdout.trim(),
-            "65534 65534 [] 0000000000000004 0000000000000004"
+            "65534 65534 [] 0000000000000004 0000000000000004 0000000000000004 True"
         );
+        // /dev/shm was the program's own.
+        assert!(!Path::new("/dev/shm/wasmops-probe").exists());
     }
 
     fn true_target() -> ExecTarget {
