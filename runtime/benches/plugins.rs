@@ -38,6 +38,7 @@ fn main() {
             ("http", r#"{"url": "https://example.com/health", "retries": 3, "expect_status": [200, 204]}"#),
             ("terraform", r#"{"action": "plan", "dir": "infra", "vars": {"replicas": 3}}"#),
             ("slack", r##"{"channel": "#deployments", "text": "done", "blocks": [{"type": "divider"}]}"##),
+            ("ansible", r#"{"playbook": "site.yml", "inventory": ["web-1", "web-2"], "tags": ["deploy"], "extra_vars": {"release": "1.4"}}"#),
         ] {
             let plugin = registry.get(name).unwrap();
             let (p50, p99) = call_latency(&sandbox, &plugin, with, dir.path(), 2000, true).await;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod ansible_plugin;
 mod daemon;
 mod daemon_support;
 mod escapes;
