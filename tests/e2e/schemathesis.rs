@@ -14,7 +14,7 @@ use std::process::Command;
 #[test]
 fn schemathesis_finds_no_mismatch_between_the_document_and_the_daemon() {
     let schemathesis = pip_tools::schemathesis();
-    let (_sb, d) = daemon_with_hello_world();
+    let (sb, d) = daemon_with_hello_world();
     let (status, body) = d.post(
         JANE,
         "/api/v1/projects/hello_world/workflows/preflight/publish",
@@ -25,7 +25,9 @@ fn schemathesis_finds_no_mismatch_between_the_document_and_the_daemon() {
     d.wait_status(&run, "succeeded");
 
     let mut cmd = Command::new("python3");
-    cmd.args(["-m", "schemathesis.cli", "--config-file"])
+    // Its cache (`.schemathesis/`) goes where it runs: the test's folder, not the clone.
+    cmd.current_dir(sb.dir.path())
+        .args(["-m", "schemathesis.cli", "--config-file"])
         .arg(repo().join("tests/schemathesis/schemathesis.toml"))
         .arg("run")
         .arg(repo().join("docs/openapi.yaml"))
