@@ -124,9 +124,13 @@ impl Daemon {
                 .unwrap()
         };
         let mut command = Command::new(env!("CARGO_BIN_EXE_wasmops"));
-        if let Some(path) = &self.path {
-            command.env("PATH", path);
-        }
+        // ansible-playbook on PATH, as the hello_world example's actions need, unless the test
+        // gives a PATH of its own.
+        let path = self
+            .path
+            .clone()
+            .unwrap_or_else(|| crate::pip_tools::ansible_core().path());
+        command.env("PATH", path);
         let child = command
             .args(["up", "--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--data")

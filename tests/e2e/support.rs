@@ -59,9 +59,11 @@ impl Sandbox {
     }
 
     /// Runs `wasmops ARGS` with the sandbox's data directory and these environment variables.
+    /// Unless `env` sets PATH, ansible-playbook is on it, as the hello_world example needs.
     pub fn wasmops_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
         Command::new(env!("CARGO_BIN_EXE_wasmops"))
             .args(args)
+            .env("PATH", crate::pip_tools::ansible_core().path())
             .envs(env.iter().copied())
             .current_dir(self.dir.path())
             .env("WASMOPS_DATA", self.path("data"))
