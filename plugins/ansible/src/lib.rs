@@ -329,14 +329,30 @@ impl StepFolder {
         ]
     }
 
-    /// The events the callback wrote, in order; lines that are not JSON are skipped.
+    /// The events the step reports from: the first failures and the last recap, read a line
+    /// at a time (a play over many hosts writes far more `ok` lines than a plugin's memory
+    /// should hold). Lines that are not JSON are skipped.
     fn events(&self) -> Result<Vec<Value>, Error> {
-        let text = std::fs::read_to_string(self.path("events.jsonl"))
-            .context("reading Ansible's events")?;
-        Ok(text
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect())
+        use std::io::BufRead;
+        let file =
+            std::fs::File::open(self.path("events.jsonl")).context("reading Ansible's events")?;
+        let mut kept = Vec::new();
+        let mut stats = None;
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.context("reading Ansible's events")?;
+            let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            match event["event"].as_str() {
+                Some("stats") => stats = Some(event),
+                Some("failed" | "unreachable") if kept.len() < MAX_FAILURES_SHOWN => {
+                    kept.push(event);
+                }
+                _ => {}
+            }
+        }
+        kept.extend(stats);
+        Ok(kept)
     }
 }
 
